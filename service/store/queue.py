@@ -1,0 +1,530 @@
+"""Every statement that touches ``jobs`` and ``workers``: one named async function each.
+
+Claims, renewals and completions are fenced by the job's ``lease_token``: a worker whose lease
+expired (and whose job another worker re-claimed) matches zero rows and gets ``LeaseLost``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.errors import JobNotFound, LeaseLost, QueueFull
+from service.schemas import GenerationRequest, Job, JobResult, request_decoder, result_decoder
+from service.store.db import Database
+from service.store.tables import ACTIVE_STATUSES, FINISHED_STATUSES, jobs, workers
+
+MAX_BACKOFF_SECONDS = 600.0
+
+
+def row_to_job(row: Row) -> Job:
+    """Decode a ``jobs`` row into the ``Job`` the API renders."""
+    m = row._mapping
+    return Job(
+        id=m["id"],
+        job_id=m["job_id"],
+        api=m["api"],
+        task_type=m["task_type"],
+        status=m["status"],
+        priority=m["priority"],
+        request=request_decoder.decode(m["request"]),
+        duration=m["duration"],
+        batch_size=m["batch_size"],
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        attempts=m["attempts"],
+        max_attempts=m["max_attempts"],
+        worker_id=m["worker_id"],
+        engine=m["engine"],
+        steps_done=m["steps_done"],
+        steps_total=m["steps_total"],
+        progress=m["progress"],
+        stage=m["stage"],
+        last_step_at=m["last_step_at"],
+        cancel_requested=bool(m["cancel_requested"]),
+        result=result_decoder.decode(m["result"]) if m["result"] else None,
+        error=m["error"],
+    )
+
+
+# --- submitting -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    job: Job
+    created: bool  # False: an active job with the same idempotency key already existed
+
+
+async def enqueue(
+    db: Database,
+    *,
+    job_id: str,
+    request: GenerationRequest,
+    duration: float,
+    api: str = "acestep",
+    priority: int = 0,
+    max_attempts: int = 3,
+    queue_maxsize: int | None = None,
+    idempotency_key: str | None = None,
+    status: str = "queued",
+    error: str | None = None,
+) -> Enqueued:
+    """Insert a job in one short write transaction; ``QueueFull`` when the queue is at its limit."""
+    now = time.time()
+    finished = status in FINISHED_STATUSES
+    values = {
+        "job_id": job_id,
+        "api": api,
+        "task_type": request.task_type,
+        "status": status,
+        "priority": priority,
+        "request": msgspec.json.encode(request),
+        "duration": duration,
+        "batch_size": request.batch_size,
+        "idempotency_key": idempotency_key,
+        "created_at": now,
+        "run_after": now,
+        "finished_at": now if finished else None,
+        "max_attempts": max_attempts,
+        "stage": status,
+        "error": error,
+    }
+    try:
+        async with db.write() as conn:
+            if idempotency_key is not None:
+                existing = await _active_by_key(conn, idempotency_key)
+                if existing is not None:
+                    return Enqueued(row_to_job(existing), created=False)
+            if queue_maxsize is not None and status == "queued":
+                depth = await conn.scalar(
+                    sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
+                )
+                if depth >= queue_maxsize:
+                    raise QueueFull()
+            row = (await conn.execute(jobs.insert().values(values).returning(*jobs.c))).one()
+    except IntegrityError:
+        # PostgreSQL: a concurrent submission with the same key won the race.
+        if idempotency_key is None:
+            raise
+        async with db.read() as conn:
+            existing = await _active_by_key(conn, idempotency_key)
+        if existing is None:
+            raise
+        return Enqueued(row_to_job(existing), created=False)
+    return Enqueued(row_to_job(row), created=True)
+
+
+async def _active_by_key(conn: AsyncConnection, key: str) -> Row | None:
+    stmt = sa.select(jobs).where(
+        jobs.c.idempotency_key == key, jobs.c.status.in_(ACTIVE_STATUSES)
+    )
+    return (await conn.execute(stmt)).first()
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+async def get_job(db: Database, job_id: str) -> Job:
+    async with db.read() as conn:
+        row = (await conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id))).first()
+    if row is None:
+        raise JobNotFound()
+    return row_to_job(row)
+
+
+async def get_jobs(db: Database, job_ids: Sequence[str]) -> dict[str, Job]:
+    """The jobs that exist among ``job_ids``, by id."""
+    if not job_ids:
+        return {}
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(jobs).where(jobs.c.job_id.in_(list(job_ids))))).all()
+    return {row.job_id: row_to_job(row) for row in rows}
+
+
+async def list_jobs(db: Database, *, status: str | None = None, limit: int = 100) -> list[Job]:
+    stmt = sa.select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+    if status is not None:
+        stmt = stmt.where(jobs.c.status == status)
+    async with db.read() as conn:
+        return [row_to_job(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def queue_position(conn: AsyncConnection, job: Job) -> int:
+    """Queued jobs ahead of ``job`` in claim order, plus one; 0 when it is not queued."""
+    if job.status != "queued":
+        return 0
+    ahead = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(jobs)
+        .where(
+            jobs.c.status == "queued",
+            sa.or_(
+                jobs.c.priority > job.priority,
+                sa.and_(jobs.c.priority == job.priority, jobs.c.id < job.id),
+            ),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+async def counts_by_status(db: Database) -> dict[str, int]:
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
+            )
+        ).all()
+    return {status: int(n) for status, n in rows}
+
+
+# --- claiming and running ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    job: Job
+    lease_token: str
+
+
+async def claim(
+    db: Database, *, worker_id: str, engine: str, lease_seconds: float
+) -> Claimed | None:
+    """Take the first queued job in claim order (priority DESC, id) with one UPDATE ... RETURNING.
+
+    SQLite: the writer's BEGIN IMMEDIATE holds the database's single write lock, so no two
+    claims can interleave. PostgreSQL: FOR UPDATE SKIP LOCKED lets concurrent claimers skip a
+    row another transaction is claiming instead of waiting for it.
+    """
+    now = time.time()
+    token = secrets.token_hex(16)
+    next_id = (
+        sa.select(jobs.c.id)
+        .where(jobs.c.status == "queued", jobs.c.run_after <= now)
+        .order_by(jobs.c.priority.desc(), jobs.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        jobs.update()
+        .where(jobs.c.id == next_id, jobs.c.status == "queued")
+        .values(
+            status="running",
+            worker_id=worker_id,
+            lease_token=token,
+            lease_until=now + lease_seconds,
+            attempts=jobs.c.attempts + 1,
+            started_at=now,
+            engine=engine,
+            steps_done=0,
+            progress=0.0,
+            stage="starting",
+            last_step_at=None,
+        )
+        .returning(*jobs.c)
+    )
+    async with db.write() as conn:
+        row = (await conn.execute(stmt)).first()
+        if row is not None:
+            await conn.execute(
+                workers.update()
+                .where(workers.c.worker_id == worker_id)
+                .values(current_job=row.job_id, heartbeat_at=now)
+            )
+    return None if row is None else Claimed(row_to_job(row), token)
+
+
+def _fenced(job_id: str, token: str) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        jobs.c.job_id == job_id, jobs.c.lease_token == token, jobs.c.status == "running"
+    )
+
+
+async def renew(
+    db: Database,
+    claimed: Claimed,
+    *,
+    lease_seconds: float,
+    steps_done: int,
+    steps_total: int,
+    stage: str,
+) -> bool:
+    """Record progress and extend the lease. Returns whether a cancel was requested."""
+    now = time.time()
+    progress = min(steps_done / steps_total, 1.0) if steps_total else 0.0
+    stmt = (
+        jobs.update()
+        .where(_fenced(claimed.job.job_id, claimed.lease_token))
+        .values(
+            lease_until=now + lease_seconds,
+            steps_done=steps_done,
+            steps_total=steps_total,
+            progress=progress,
+            stage=stage,
+            last_step_at=now,
+        )
+        .returning(jobs.c.cancel_requested)
+    )
+    async with db.write() as conn:
+        row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise LeaseLost()
+    return bool(row.cancel_requested)
+
+
+async def complete(
+    db: Database,
+    claimed: Claimed,
+    result: JobResult,
+    *,
+    extra: Iterable[sa.Executable] = (),
+) -> None:
+    """Mark the job succeeded, fenced by its lease; ``extra`` statements share the transaction."""
+    now = time.time()
+    stmt = (
+        jobs.update()
+        .where(_fenced(claimed.job.job_id, claimed.lease_token))
+        .values(
+            status="succeeded",
+            result=msgspec.json.encode(result),
+            finished_at=now,
+            progress=1.0,
+            steps_done=jobs.c.steps_total,
+            stage="succeeded",
+            lease_token=None,
+            lease_until=None,
+            error=None,
+        )
+    )
+    async with db.write() as conn:
+        if (await conn.execute(stmt)).rowcount != 1:
+            raise LeaseLost()
+        await _worker_done(conn, claimed.job.worker_id, now)
+        for statement in extra:
+            await conn.execute(statement)
+
+
+async def _worker_done(conn: AsyncConnection, worker_id: str | None, now: float) -> None:
+    if worker_id is not None:
+        await conn.execute(
+            workers.update()
+            .where(workers.c.worker_id == worker_id)
+            .values(jobs_done=workers.c.jobs_done + 1, current_job=None, heartbeat_at=now)
+        )
+
+
+def backoff_seconds(attempt: int, base: float) -> float:
+    """Exponential retry delay: base, 2·base, 4·base, ... capped at ten minutes."""
+    return min(base * 2 ** max(attempt - 1, 0), MAX_BACKOFF_SECONDS)
+
+
+async def fail(
+    db: Database, claimed: Claimed, error: str, *, retryable: bool, backoff_base: float
+) -> str:
+    """Record a failure: back to the queue after a delay while attempts remain, else failed.
+
+    Returns the job's new status.
+    """
+    now = time.time()
+    job = claimed.job
+    retry = retryable and job.attempts < job.max_attempts
+    values: dict[str, object] = {"lease_token": None, "lease_until": None, "error": error}
+    if retry:
+        values |= {
+            "status": "queued",
+            "run_after": now + backoff_seconds(job.attempts, backoff_base),
+            "stage": f"retrying after attempt {job.attempts}: {error[:120]}",
+            "worker_id": None,
+        }
+    else:
+        values |= {"status": "failed", "finished_at": now, "stage": "failed"}
+    async with db.write() as conn:
+        stmt = jobs.update().where(_fenced(job.job_id, claimed.lease_token)).values(values)
+        if (await conn.execute(stmt)).rowcount != 1:
+            raise LeaseLost()
+        await _worker_done(conn, job.worker_id, now)
+    return "queued" if retry else "failed"
+
+
+async def release(db: Database, claimed: Claimed) -> None:
+    """Give a running job back to the queue untouched (worker shutdown): the attempt is not counted."""
+    stmt = (
+        jobs.update()
+        .where(_fenced(claimed.job.job_id, claimed.lease_token))
+        .values(
+            status="queued",
+            attempts=jobs.c.attempts - 1,
+            worker_id=None,
+            lease_token=None,
+            lease_until=None,
+            steps_done=0,
+            progress=0.0,
+            stage="queued",
+            run_after=time.time(),
+        )
+    )
+    async with db.write() as conn:
+        await conn.execute(stmt)
+        await _worker_done(conn, claimed.job.worker_id, time.time())
+
+
+async def finish_cancelled(db: Database, claimed: Claimed) -> None:
+    """A running job stopped at a step because a cancel was requested."""
+    now = time.time()
+    stmt = (
+        jobs.update()
+        .where(_fenced(claimed.job.job_id, claimed.lease_token))
+        .values(
+            status="cancelled",
+            finished_at=now,
+            stage="cancelled",
+            lease_token=None,
+            lease_until=None,
+        )
+    )
+    async with db.write() as conn:
+        await conn.execute(stmt)
+        await _worker_done(conn, claimed.job.worker_id, now)
+
+
+async def cancel(db: Database, job_id: str) -> Job:
+    """Cancel a job: at once when queued; at its next step when running. Returns the job after."""
+    now = time.time()
+    async with db.write() as conn:
+        await conn.execute(
+            jobs.update()
+            .where(jobs.c.job_id == job_id, jobs.c.status == "queued")
+            .values(status="cancelled", finished_at=now, stage="cancelled")
+        )
+        await conn.execute(
+            jobs.update()
+            .where(jobs.c.job_id == job_id, jobs.c.status == "running")
+            .values(cancel_requested=True)
+        )
+        row = (await conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id))).first()
+    if row is None:
+        raise JobNotFound()
+    return row_to_job(row)
+
+
+# --- maintenance ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    requeued: int
+    failed: int
+
+
+async def sweep_expired_leases(db: Database, now: float | None = None) -> SweepResult:
+    """Jobs whose worker vanished: back to the queue while attempts remain, else failed."""
+    now = time.time() if now is None else now
+    expired = sa.and_(jobs.c.status == "running", jobs.c.lease_until < now)
+    async with db.write() as conn:
+        requeued = await conn.execute(
+            jobs.update()
+            .where(expired, jobs.c.attempts < jobs.c.max_attempts)
+            .values(
+                status="queued",
+                worker_id=None,
+                lease_token=None,
+                lease_until=None,
+                run_after=now,
+                steps_done=0,
+                progress=0.0,
+                stage="queued (requeued: its worker stopped answering)",
+            )
+        )
+        failed = await conn.execute(
+            jobs.update()
+            .where(expired, jobs.c.attempts >= jobs.c.max_attempts)
+            .values(
+                status="failed",
+                finished_at=now,
+                lease_token=None,
+                lease_until=None,
+                stage="failed",
+                error=sa.func.coalesce(jobs.c.error, "")
+                + sa.literal(
+                    "worker lost: its lease expired on every attempt "
+                    "(the worker crashed or was killed)"
+                ),
+            )
+        )
+    return SweepResult(requeued.rowcount, failed.rowcount)
+
+
+# --- workers -------------------------------------------------------------------------------
+
+
+async def register_worker(
+    db: Database, *, worker_id: str, host: str, pid: int, engine: str, model_name: str
+) -> None:
+    now = time.time()
+    async with db.write() as conn:
+        await conn.execute(workers.delete().where(workers.c.worker_id == worker_id))
+        await conn.execute(
+            workers.insert().values(
+                worker_id=worker_id,
+                host=host,
+                pid=pid,
+                engine=engine,
+                model_name=model_name,
+                started_at=now,
+                heartbeat_at=now,
+            )
+        )
+
+
+async def heartbeat(db: Database, worker_id: str) -> None:
+    async with db.write() as conn:
+        await conn.execute(
+            workers.update()
+            .where(workers.c.worker_id == worker_id)
+            .values(heartbeat_at=time.time(), stopped_at=None)
+        )
+
+
+async def unregister_worker(db: Database, worker_id: str) -> None:
+    async with db.write() as conn:
+        await conn.execute(
+            workers.update()
+            .where(workers.c.worker_id == worker_id)
+            .values(stopped_at=time.time(), current_job=None)
+        )
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    worker_id: str
+    host: str
+    pid: int
+    engine: str
+    model_name: str
+    heartbeat_at: float
+    jobs_done: int
+    current_job: str | None
+
+
+async def alive_workers(conn: AsyncConnection, *, within_seconds: float) -> list[WorkerInfo]:
+    """Workers that sent a heartbeat recently and have not said goodbye."""
+    stmt = sa.select(workers).where(
+        workers.c.heartbeat_at >= time.time() - within_seconds, workers.c.stopped_at.is_(None)
+    )
+    return [
+        WorkerInfo(
+            r.worker_id, r.host, r.pid, r.engine, r.model_name, r.heartbeat_at, r.jobs_done,
+            r.current_job,
+        )
+        for r in (await conn.execute(stmt)).all()
+    ]
