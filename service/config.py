@@ -87,7 +87,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     @property
     def models_path(self) -> Path:
-        return Path(self.models_dir).expanduser().absolute() if self.models_dir else self.home_path / "models"
+        return (
+            Path(self.models_dir).expanduser().absolute()
+            if self.models_dir
+            else self.home_path / "models"
+        )
 
     @property
     def outputs_dir(self) -> Path:

@@ -90,7 +90,9 @@ class Database:
         await self.reader.dispose()
 
 
-def _sqlite_hooks(engine: AsyncEngine, *, begin: str, busy_timeout_ms: int, synchronous: str) -> None:
+def _sqlite_hooks(
+    engine: AsyncEngine, *, begin: str, busy_timeout_ms: int, synchronous: str
+) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         # Take BEGIN out of the driver's hands so that our begin hook decides its kind.
@@ -107,9 +109,7 @@ def _sqlite_hooks(engine: AsyncEngine, *, begin: str, busy_timeout_ms: int, sync
         conn.exec_driver_sql(begin)
 
 
-def open_database(
-    url: str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"
-) -> Database:
+def open_database(url: str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> Database:
     """Create the writer and reader engines for ``url`` (no connection is opened yet)."""
     path = sqlite_path(url)
     if path is None:
@@ -125,6 +125,8 @@ def open_database(
     reader = create_async_engine(
         url, pool_size=READER_POOL_SIZE, max_overflow=4, connect_args={"timeout": timeout_s}
     )
-    _sqlite_hooks(writer, begin="BEGIN IMMEDIATE", busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+    _sqlite_hooks(
+        writer, begin="BEGIN IMMEDIATE", busy_timeout_ms=busy_timeout_ms, synchronous=synchronous
+    )
     _sqlite_hooks(reader, begin="BEGIN", busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
     return Database(url, writer, reader)

@@ -77,7 +77,11 @@ def updated_stat(current: TimingStat | None, sample: TimingSample) -> TimingStat
     """The moving averages after one more sample; None when the sample is an outlier."""
     if current is None:
         return TimingStat(
-            sample.key, 1, sample.step_seconds, sample.overhead_seconds, sample.steps,
+            sample.key,
+            1,
+            sample.step_seconds,
+            sample.overhead_seconds,
+            sample.steps,
             sample.duration,
         )
     if current.samples >= PLAIN_MEAN_SAMPLES and (
@@ -211,8 +215,10 @@ def remaining_seconds(
         return None
     steps_total = steps_total or round(estimate.steps)
     left_steps = max(steps_total - steps_done, 0)
-    left = estimate.overhead_seconds + left_steps * estimate.step_seconds - (
-        now - (last_step_at or started_at)
+    left = (
+        estimate.overhead_seconds
+        + left_steps * estimate.step_seconds
+        - (now - (last_step_at or started_at))
     )
     return max(left, 0.0)
 
@@ -260,8 +266,15 @@ async def build_snapshot(db: Database) -> QueueSnapshot:
     """Read the active jobs, workers and statistics, and compute every active job's ETA."""
     now = time.time()
     cols = (
-        jobs.c.job_id, jobs.c.task_type, jobs.c.duration, jobs.c.batch_size, jobs.c.worker_id,
-        jobs.c.steps_done, jobs.c.steps_total, jobs.c.started_at, jobs.c.last_step_at,
+        jobs.c.job_id,
+        jobs.c.task_type,
+        jobs.c.duration,
+        jobs.c.batch_size,
+        jobs.c.worker_id,
+        jobs.c.steps_done,
+        jobs.c.steps_total,
+        jobs.c.started_at,
+        jobs.c.last_step_at,
     )
     async with db.read() as conn:
         table = await load_timing_table(conn)
@@ -292,8 +305,12 @@ async def build_snapshot(db: Database) -> QueueSnapshot:
         engine = engine_of.get(r.worker_id or "")
         est = table.estimate(engine, r.task_type, r.duration, r.batch_size) if engine else None
         left = remaining_seconds(
-            est, steps_done=r.steps_done, steps_total=r.steps_total,
-            started_at=r.started_at or now, last_step_at=r.last_step_at, now=now,
+            est,
+            steps_done=r.steps_done,
+            steps_total=r.steps_total,
+            started_at=r.started_at or now,
+            last_step_at=r.last_step_at,
+            now=now,
         )
         if engine is None or r.worker_id in busy_workers:
             orphans[r.job_id] = None if left is None else JobEta(0.0, left)
@@ -307,7 +324,9 @@ async def build_snapshot(db: Database) -> QueueSnapshot:
         return table.estimate(engine, task_type, duration, batch_size)
 
     etas = walk_queue(
-        busy, idle, [(r.job_id, (r.task_type, r.duration, r.batch_size)) for r in queued],
+        busy,
+        idle,
+        [(r.job_id, (r.task_type, r.duration, r.batch_size)) for r in queued],
         estimate_for,
     )
     etas.update(orphans)

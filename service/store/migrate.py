@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 import migrations
+from service.store.db import sqlite_path
 
 SCRIPT_LOCATION = Path(migrations.__file__).parent
 
@@ -21,6 +22,9 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision``. Run it once, before APIs and workers start."""
+    path = sqlite_path(url)
+    if path is not None and str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -125,9 +125,7 @@ async def enqueue(
 
 
 async def _active_by_key(conn: AsyncConnection, key: str) -> Row | None:
-    stmt = sa.select(jobs).where(
-        jobs.c.idempotency_key == key, jobs.c.status.in_(ACTIVE_STATUSES)
-    )
+    stmt = sa.select(jobs).where(jobs.c.idempotency_key == key, jobs.c.status.in_(ACTIVE_STATUSES))
     return (await conn.execute(stmt)).first()
 
 
@@ -180,9 +178,7 @@ async def queue_position(conn: AsyncConnection, job: Job) -> int:
 async def counts_by_status(db: Database) -> dict[str, int]:
     async with db.read() as conn:
         rows = (
-            await conn.execute(
-                sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
-            )
+            await conn.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status))
         ).all()
     return {status: int(n) for status, n in rows}
 
@@ -245,9 +241,7 @@ async def claim(
 
 
 def _fenced(job_id: str, token: str) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        jobs.c.job_id == job_id, jobs.c.lease_token == token, jobs.c.status == "running"
-    )
+    return sa.and_(jobs.c.job_id == job_id, jobs.c.lease_token == token, jobs.c.status == "running")
 
 
 async def renew(
@@ -287,9 +281,9 @@ async def complete(
     claimed: Claimed,
     result: JobResult,
     *,
-    extra: Iterable[sa.Executable] = (),
+    after: Callable[[AsyncConnection], Awaitable[None]] | None = None,
 ) -> None:
-    """Mark the job succeeded, fenced by its lease; ``extra`` statements share the transaction."""
+    """Mark the job succeeded, fenced by its lease; ``after`` runs SQL in the same transaction."""
     now = time.time()
     stmt = (
         jobs.update()
@@ -310,8 +304,8 @@ async def complete(
         if (await conn.execute(stmt)).rowcount != 1:
             raise LeaseLost()
         await _worker_done(conn, claimed.job.worker_id, now)
-        for statement in extra:
-            await conn.execute(statement)
+        if after is not None:
+            await after(conn)
 
 
 async def _worker_done(conn: AsyncConnection, worker_id: str | None, now: float) -> None:
@@ -523,7 +517,13 @@ async def alive_workers(conn: AsyncConnection, *, within_seconds: float) -> list
     )
     return [
         WorkerInfo(
-            r.worker_id, r.host, r.pid, r.engine, r.model_name, r.heartbeat_at, r.jobs_done,
+            r.worker_id,
+            r.host,
+            r.pid,
+            r.engine,
+            r.model_name,
+            r.heartbeat_at,
+            r.jobs_done,
             r.current_job,
         )
         for r in (await conn.execute(stmt)).all()

@@ -1,0 +1,69 @@
+"""ACE-Step routes (spec/acestep-api.md): era A ``/v1/music/generate`` + ``/v1/jobs/{id}``,
+and the shared ``/health`` and ``/v1/audio``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from models.audio import MEDIA_TYPES
+from service.errors import BadRequest
+from service.files import resolve_output
+from service.render import era_a_job
+from service.requests import read_body
+from service.state import app_state
+from service.store import queue
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "service": "ACE-Step API", "version": "1.0"})
+
+
+async def generate_era_a(request: Request) -> Response:
+    """``POST /v1/music/generate``: ``{job_id, status, queue_position}``, unwrapped."""
+    state = app_state(request)
+    job = await state.submit(
+        await read_body(request, state.settings), api="acestep", request=request
+    )
+    async with state.db.read() as conn:
+        position = await queue.queue_position(conn, job)
+    return JSONResponse({"job_id": job.job_id, "status": job.status, "queue_position": position})
+
+
+async def job_era_a(request: Request) -> Response:
+    """``GET /v1/jobs/{job_id}``: the job with its queue position and ETA."""
+    state = app_state(request)
+    job = await queue.get_job(state.db, request.path_params["job_id"])
+    async with state.db.read() as conn:
+        position = await queue.queue_position(conn, job)
+    snapshot = await state.etas.snapshot()
+    eta = await state.etas.eta(job.job_id) if job.status in ("queued", "running") else None
+    return JSONResponse(
+        era_a_job(
+            state.settings,
+            job,
+            position=position,
+            eta=eta,
+            avg_job_seconds=snapshot.avg_job_seconds,
+        )
+    )
+
+
+async def audio(request: Request) -> Response:
+    """``GET /v1/audio?path=``: a generated file, only from the outputs directory."""
+    state = app_state(request)
+    raw = request.query_params.get("path")
+    if raw is None:
+        raise BadRequest("query parameter 'path' is required")
+    path = resolve_output(state.settings, raw)
+    media_type = MEDIA_TYPES.get(path.suffix.lstrip(".").lower(), "audio/mpeg")
+    return FileResponse(path, media_type=media_type)
+
+
+routes = [
+    Route("/health", health, methods=["GET"]),
+    Route("/v1/music/generate", generate_era_a, methods=["POST"]),
+    Route("/v1/jobs/{job_id}", job_era_a, methods=["GET"]),
+    Route("/v1/audio", audio, methods=["GET"]),
+]
