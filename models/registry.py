@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
-from typing import Literal
-
 from models.engine import Engine
 
-EngineChoice = Literal["auto", "synth", "diffrhythm"]
 ENGINE_NAMES: tuple[str, ...] = ("synth", "diffrhythm")
 
 log = logging.getLogger(__name__)
@@ -24,7 +22,12 @@ def diffrhythm_missing(models_dir: Path) -> list[str]:
 
 
 def resolve_engine_name(choice: str, models_dir: Path) -> str:
-    """``auto`` means DiffRhythm when its weights are complete, otherwise synth."""
+    """``auto`` means DiffRhythm when its weights are complete, otherwise synth.
+
+    ``module:Class`` names a custom engine class (used by tests: ``models.testing:TimedEngine``).
+    """
+    if ":" in choice:
+        return choice
     if choice not in ("auto", *ENGINE_NAMES):
         raise ValueError(f"unknown engine {choice!r}; choose auto, synth or diffrhythm")
     if choice != "auto":
@@ -46,4 +49,8 @@ def load_engine(name: str, models_dir: Path) -> Engine:
         from models.diffrhythm.pipeline import DiffRhythmEngine
 
         return DiffRhythmEngine.from_directory(models_dir)
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        engine_class = getattr(importlib.import_module(module_name), attr)
+        return engine_class()
     raise ValueError(f"unknown engine {name!r}")

@@ -55,7 +55,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = DEFAULT_PORT
     workers: Annotated[int, msgspec.Meta(ge=0)] = 1  # worker processes started by `up`
-    engine: Literal["auto", "synth", "diffrhythm"] = "auto"
+    engine: str = "auto"  # auto | synth | diffrhythm | module:Class
     models_dir: str = ""  # "" = <home>/models
     api_key: str | None = None  # set (even to "") = every route but /health needs it
     cors_origins: str = ""  # comma-separated; "" = localhost and file:// pages only
@@ -76,6 +76,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def __post_init__(self) -> None:
         self.home = str(Path(self.home).expanduser().absolute())
+        if self.engine not in ("auto", "synth", "diffrhythm") and ":" not in self.engine:
+            raise ValueError(f"engine must be auto, synth, diffrhythm or module:Class, got {self.engine!r}")
 
     @property
     def database(self) -> str:
@@ -150,5 +152,7 @@ def load_settings(
     except msgspec.ValidationError as exc:
         found = re.search(r"\$\.(\w+)", str(exc))
         field = found.group(1) if found else ""
+        if not field:
+            raise SettingsError(f"invalid settings: {exc}") from exc
         names = ", ".join(ENV_NAMES.get(field, (field,)))
         raise SettingsError(f"invalid setting {names}={raw.get(field)!r}: {exc}") from exc

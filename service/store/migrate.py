@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
@@ -25,8 +28,19 @@ def upgrade(url: str, revision: str = "head") -> None:
     path = sqlite_path(url)
     if path is not None and str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), revision)
+    _outside_event_loop(command.upgrade, alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
+    _outside_event_loop(command.downgrade, alembic_config(url), revision)
+
+
+def _outside_event_loop(fn: Callable[..., None], *args: object) -> None:
+    """env.py runs its own event loop, which cannot nest: use a thread when one is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        fn(*args)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(fn, *args).result()
