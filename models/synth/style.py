@@ -72,19 +72,24 @@ GENRE_ALIASES: dict[str, str] = {
 }  # fmt: skip
 DEFAULT_GENRE = Genre((90, 128), ("piano", "pad", "bass", "drums"), "pop", "eighths", 0.5)
 
-MINOR_WORDS = frozenset(
-    "sad dark melancholic melancholy somber sombre gloomy moody minor tragic lonely "
-    "haunting mysterious tense sorrowful heartbroken".split()
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+MINOR_WORDS = _words(
+    "sad dark melancholic melancholy somber sombre gloomy moody minor tragic lonely haunting "
+    "mysterious tense sorrowful heartbroken"
 )
-MAJOR_WORDS = frozenset(
-    "happy bright uplifting joyful cheerful sunny major hopeful triumphant playful "
-    "fun warm romantic".split()
+MAJOR_WORDS = _words(
+    "happy bright uplifting joyful cheerful sunny major hopeful triumphant playful fun warm "
+    "romantic"
 )
-FAST_WORDS = frozenset("energetic fast upbeat intense aggressive driving powerful hype".split())
-SLOW_WORDS = frozenset(
-    "calm slow chill relaxed relaxing peaceful gentle soft dreamy mellow sleepy quiet".split()
+FAST_WORDS = _words("energetic fast upbeat intense aggressive driving powerful hype")
+SLOW_WORDS = _words(
+    "calm slow chill relaxed relaxing peaceful gentle soft dreamy mellow sleepy quiet"
 )
-FAST_TEMPO_FACTOR = 1.2
+FAST_TEMPO_FACTOR = 1.15
 SLOW_TEMPO_FACTOR = 0.8
 MIN_BPM, MAX_BPM = 40, 220
 
@@ -140,7 +145,9 @@ def find_genres(caption: str) -> tuple[str, ...]:
 def find_instruments(caption: str) -> tuple[str, ...]:
     """Instrument voices named in the caption, in order of first appearance."""
     text = caption_words(caption)
-    found = sorted((text.find(f" {w} "), v) for w, v in INSTRUMENT_WORDS.items() if f" {w} " in text)
+    found = sorted(
+        (text.find(f" {w} "), v) for w, v in INSTRUMENT_WORDS.items() if f" {w} " in text
+    )
     names: list[str] = []
     for _, voice in found:
         if voice not in names:
