@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.api import acestep
+from service.api import acestep, acestep_info, acestep_tasks
 from service.config import Settings
 from service.errors import SongqueueError
 from service.files import ensure_dirs
@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         debug=settings.debug,
-        routes=[*acestep.routes],
+        routes=[*acestep_info.routes, *acestep_tasks.routes, *acestep.routes],
         middleware=[cors_middleware(settings)],
         exception_handlers={
             SongqueueError: songqueue_error,

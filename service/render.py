@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,99 @@ def era_a_job(
         "task_type": job.task_type,
         "cancelled": job.status == "cancelled",
     }
+
+
+# --- era C: /release_task, /query_result (spec §5) ---------------------------------------------
+
+ERA_C_STATUS = {"queued": 0, "running": 0, "succeeded": 1, "failed": 2, "cancelled": 2}
+ENV = "development"  # ACE-Step's constant item ``env``
+
+
+def wrap(data: Any, code: int = 200, error: str | None = None) -> dict[str, Any]:
+    """ACE-Step's envelope, exactly these five keys (spec §2.1)."""
+    return {
+        "data": data,
+        "code": code,
+        "error": error,
+        "timestamp": int(time.time() * 1000),
+        "extra": None,
+    }
+
+
+def _era_c_metas(job: Job) -> dict[str, Any]:
+    return metas_of(job) | {"prompt": job.request.prompt, "lyrics": job.request.lyrics}
+
+
+def progress_text(job: Job, position: int, eta: JobEta | None) -> str:
+    """One line per task (ACE-Step's is the process's last log line, shared by all tasks)."""
+    if job.status == "queued":
+        wait = "" if eta is None else f", starts in about {eta.start_in:.0f} s"
+        return f"queued: position {position}{wait}"
+    if job.status == "running":
+        steps = f" {job.steps_done}/{job.steps_total} steps" if job.steps_total else ""
+        return f"{job.stage}{steps}"
+    if job.status == "succeeded":
+        return "succeeded"
+    first = (job.error or job.status).strip().splitlines()
+    return f"{job.status}: {first[0] if first else ''}"
+
+
+def era_c_items(
+    settings: Settings, job: Job, *, position: int = 0, eta: JobEta | None = None
+) -> list[dict[str, Any]]:
+    """The parsed ``result`` list: one item per audio file when done, else one status item."""
+    status = ERA_C_STATUS.get(job.status, 2)
+    base: dict[str, Any] = {
+        "file": "",
+        "url": "",
+        "wave": "",
+        "status": status,
+        "create_time": int(job.created_at),
+        "env": ENV,
+        "prompt": job.request.prompt,
+        "lyrics": job.request.lyrics,
+        "metas": _era_c_metas(job),
+    }
+    if job.result is not None and job.status == "succeeded":
+        done = base | {
+            "generation_info": job.result.generation_info,
+            "seed_value": job.result.seed_value,
+            "lm_model": None,
+            "dit_model": job.result.model_name,
+            "progress": 1.0,
+            "stage": "succeeded",
+            "error": None,
+        }
+        urls = [audio_url(p) for p in result_paths(settings, job.result)] or [""]
+        return [done | {"file": url, "url": url} for url in urls]
+    error = None
+    if status == 2:
+        error = job.error or ("cancelled by request" if job.status == "cancelled" else "failed")
+    return [
+        base
+        | {
+            "progress": 0.0 if status == 2 else round(job.progress, 4),
+            "stage": "failed" if status == 2 else job.stage,
+            "error": error,
+            "queue_position": position,
+            "eta_seconds": None if eta is None else round(eta.finish_in, 3),
+        }
+    ]
+
+
+def era_c_entry(
+    settings: Settings, job: Job, *, position: int = 0, eta: JobEta | None = None
+) -> dict[str, Any]:
+    """One element of ``/query_result``'s list; ``result`` is a JSON *string*, as clients parse."""
+    items = era_c_items(settings, job, position=position, eta=eta)
+    return {
+        "task_id": job.job_id,
+        "status": ERA_C_STATUS.get(job.status, 2),
+        "result": json.dumps(items, ensure_ascii=False),
+        "progress_text": progress_text(job, position, eta),
+    }
+
+
+def era_c_unknown(task_id: str) -> dict[str, Any]:
+    """An id we never saw: ACE-Step's ``status 0, result "[]"`` (spec §5.2 step 3)."""
+    return {"task_id": task_id, "status": 0, "result": "[]"}

@@ -200,8 +200,12 @@ def _json_object(raw: bytes, *, malformed: str) -> dict[str, Any]:
     return data
 
 
-async def read_body(request: Request, settings: Settings) -> Body:
-    """Parse the body by content type, as ACE-Step does, with size limits."""
+async def read_body(request: Request, settings: Settings, *, allow_empty: bool = False) -> Body:
+    """Parse the body by content type, as ACE-Step does, with size limits.
+
+    ``allow_empty``: an empty body is ``{}`` (query and helper routes, whose every field is
+    optional) instead of ACE-Step's 415.
+    """
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
         declared = request.headers.get("content-length")
@@ -225,6 +229,8 @@ async def read_body(request: Request, settings: Settings) -> Body:
                 fields.setdefault(key, value)
         return Body(fields, uploads)
     raw = await read_limited(request, settings.max_body_bytes)
+    if allow_empty and not raw.strip():
+        return Body({}, {})
     if content_type.startswith("application/json") or content_type.split(";")[0].endswith("+json"):
         return Body(_json_object(raw, malformed="Malformed JSON payload"), {})
     if content_type.startswith("application/x-www-form-urlencoded"):
@@ -347,3 +353,34 @@ def _finish(values: dict[str, Any], settings: Settings, saved: list[Path]) -> Su
     request.seeds = resolve_seeds(request.use_random_seed, request.seed, request.batch_size)
     request.audio_duration = round(duration, 3)
     return Submission(request, request.audio_duration, saved)
+
+
+# --- /query_result ----------------------------------------------------------------------------
+
+MAX_TASK_IDS = 1000  # ids in one /query_result call
+
+
+def task_ids(fields: Mapping[str, Any]) -> list[str]:
+    """``task_id_list`` as a list, or a string holding a JSON list (``JSON.stringify([id])``).
+
+    A superset of ACE-Step's parsing: a bare id string, or a comma-separated one, is read as
+    those ids (ACE-Step answered ``[]``), and a lone ``task_id`` is accepted too.
+    """
+    raw = fields.get("task_id_list")
+    if raw is None:
+        raw = fields.get("task_ids", fields.get("task_id"))
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            parsed = json.loads(text) if text else []
+        except ValueError:
+            parsed = [part for part in text.split(",") if part.strip()]
+        raw = parsed
+    if isinstance(raw, str | int):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise BadRequest("task_id_list must be a list of task ids")
+    ids = [str(item).strip() for item in raw if item is not None and str(item).strip()]
+    if len(ids) > MAX_TASK_IDS:
+        raise BadRequest(f"task_id_list has {len(ids)} ids; at most {MAX_TASK_IDS} per call")
+    return ids

@@ -52,7 +52,7 @@ class AppState:
             for path in submission.saved_files:
                 path.unlink(missing_ok=True)
             raise
-        if not enqueued.created:
+        if not enqueued.created or unsupported:  # no worker will ever read these uploads
             for path in submission.saved_files:
                 path.unlink(missing_ok=True)
         return enqueued.job

@@ -1,5 +1,5 @@
-"""ACE-Step routes (spec/acestep-api.md): era A ``/v1/music/generate`` + ``/v1/jobs/{id}``,
-and the shared ``/health`` and ``/v1/audio``."""
+"""ACE-Step routes (spec/acestep-api.md): era A ``/v1/music/generate`` + ``/v1/jobs/{id}``
+(unwrapped, string statuses, real ETA), and the shared ``/v1/audio``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from models.audio import MEDIA_TYPES
+from service.auth import require_header, require_token
 from service.errors import BadRequest
 from service.files import resolve_output
 from service.render import era_a_job
@@ -16,16 +17,12 @@ from service.state import app_state
 from service.store import queue
 
 
-async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "service": "ACE-Step API", "version": "1.0"})
-
-
 async def generate_era_a(request: Request) -> Response:
     """``POST /v1/music/generate``: ``{job_id, status, queue_position}``, unwrapped."""
     state = app_state(request)
-    job = await state.submit(
-        await read_body(request, state.settings), api="acestep", request=request
-    )
+    body = await read_body(request, state.settings)
+    require_token(state.settings, request, body.fields)
+    job = await state.submit(body, api="acestep", request=request)
     async with state.db.read() as conn:
         position = await queue.queue_position(conn, job)
     return JSONResponse({"job_id": job.job_id, "status": job.status, "queue_position": position})
@@ -34,6 +31,7 @@ async def generate_era_a(request: Request) -> Response:
 async def job_era_a(request: Request) -> Response:
     """``GET /v1/jobs/{job_id}``: the job with its queue position and ETA."""
     state = app_state(request)
+    require_header(state.settings, request)
     job = await queue.get_job(state.db, request.path_params["job_id"])
     async with state.db.read() as conn:
         position = await queue.queue_position(conn, job)
@@ -53,6 +51,7 @@ async def job_era_a(request: Request) -> Response:
 async def audio(request: Request) -> Response:
     """``GET /v1/audio?path=``: a generated file, only from the outputs directory."""
     state = app_state(request)
+    require_header(state.settings, request, allow_query=True)
     raw = request.query_params.get("path")
     if raw is None:
         raise BadRequest("query parameter 'path' is required")
@@ -62,7 +61,6 @@ async def audio(request: Request) -> Response:
 
 
 routes = [
-    Route("/health", health, methods=["GET"]),
     Route("/v1/music/generate", generate_era_a, methods=["POST"]),
     Route("/v1/jobs/{job_id}", job_era_a, methods=["GET"]),
     Route("/v1/audio", audio, methods=["GET"]),

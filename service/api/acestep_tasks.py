@@ -1,0 +1,56 @@
+"""ACE-Step era C task routes (spec/acestep-api.md §4, §5): ``/release_task`` and
+``/query_result``, wrapped in ACE-Step's envelope, with integer statuses."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.auth import require_token
+from service.render import era_c_entry, era_c_unknown, wrap
+from service.requests import read_body, task_ids
+from service.state import app_state
+from service.store import queue
+
+
+async def release_task(request: Request) -> Response:
+    """Create a job: wrapped ``{task_id, status, queue_position}`` (1-based, 1 when idle)."""
+    state = app_state(request)
+    body = await read_body(request, state.settings)
+    require_token(state.settings, request, body.fields)
+    job = await state.submit(body, api="acestep", request=request)
+    async with state.db.read() as conn:
+        position = await queue.queue_position(conn, job)
+    return JSONResponse(
+        wrap({"task_id": job.job_id, "status": job.status, "queue_position": position})
+    )
+
+
+async def query_result(request: Request) -> Response:
+    """Status and results of several tasks, in request order; unknown ids read as waiting."""
+    state = app_state(request)
+    body = await read_body(request, state.settings, allow_empty=True)
+    require_token(state.settings, request, body.fields)
+    ids = task_ids(body.fields)
+    found = await queue.get_jobs(state.db, ids)
+    entries = []
+    for task_id in ids:
+        job = found.get(task_id)
+        if job is None:
+            entries.append(era_c_unknown(task_id))
+            continue
+        position = 0
+        eta = None
+        if job.status in ("queued", "running"):
+            async with state.db.read() as conn:
+                position = await queue.queue_position(conn, job)
+            eta = await state.etas.eta(job.job_id)
+        entries.append(era_c_entry(state.settings, job, position=position, eta=eta))
+    return JSONResponse(wrap(entries))
+
+
+routes = [
+    Route("/release_task", release_task, methods=["POST"]),
+    Route("/query_result", query_result, methods=["POST"]),
+]
