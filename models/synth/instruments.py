@@ -79,41 +79,50 @@ def _oscillator(table: np.ndarray, freq: float, frames: int) -> np.ndarray:
 
 def envelope(voice: Voice, length: int, total: int) -> np.ndarray:
     """Amplitude over ``total`` frames for a note held ``length`` frames, then released."""
-    t = np.arange(total) / SAMPLE_RATE
-    attack = np.minimum(t / max(voice.attack, 1e-4), 1.0)
-    body = voice.sustain + (1.0 - voice.sustain) * np.exp(-t / voice.decay)
+    t = np.arange(total, dtype=np.float32) / np.float32(SAMPLE_RATE)
+    attack = np.minimum(t / np.float32(max(voice.attack, 1e-4)), np.float32(1.0))
+    body = voice.sustain + (1.0 - voice.sustain) * np.exp(-t / np.float32(voice.decay))
     env = attack * body
     tail = total - length
     if tail > 0:
-        env[length:] *= np.linspace(1.0, 0.0, tail)
+        env[length:] *= np.linspace(1.0, 0.0, tail, dtype=np.float32)
     return env
 
 
-def render_note(voice: Voice, midi: int, length: int) -> np.ndarray:
+def render_note(voice: Voice, midi: int, length: int, env: np.ndarray | None = None) -> np.ndarray:
     """One note, ``length`` frames held plus the release tail, float32 mono."""
     total = length + round(voice.release * SAMPLE_RATE)
+    if env is None:
+        env = envelope(voice, length, total)
     freq = midi_to_hz(midi)
     bright = _oscillator(voice.bright, freq, total)
     mellow = _oscillator(voice.mellow, freq, total)
-    fade = np.exp(-np.arange(total) / (voice.bright_decay * SAMPLE_RATE))
+    fade = np.exp(
+        np.arange(total, dtype=np.float32) / np.float32(-voice.bright_decay * SAMPLE_RATE)
+    )
     wave = mellow + (bright - mellow) * fade
     if voice.detune_cents:
         detuned = freq * 2.0 ** (voice.detune_cents / 1200.0)
         wave = 0.5 * (wave + _oscillator(voice.mellow, detuned, total))
-    return (wave * envelope(voice, length, total) * voice.gain).astype(np.float32)
+    return wave * (env * np.float32(voice.gain))
 
 
 class NoteCache:
-    """Rendered notes by (voice, pitch, length); one per render so memory stays bounded."""
+    """Rendered notes by (voice, pitch, length), envelopes by (voice, length); one per song."""
 
     def __init__(self) -> None:
         self._notes: dict[tuple[str, int, int], np.ndarray] = {}
+        self._envelopes: dict[tuple[str, int], np.ndarray] = {}
 
     def note(self, voice: Voice, midi: int, length: int) -> np.ndarray:
         key = (voice.name, midi, length)
         wave = self._notes.get(key)
         if wave is None:
-            wave = self._notes[key] = render_note(voice, midi, length)
+            env = self._envelopes.get((voice.name, length))
+            if env is None:
+                total = length + round(voice.release * SAMPLE_RATE)
+                env = self._envelopes[(voice.name, length)] = envelope(voice, length, total)
+            wave = self._notes[key] = render_note(voice, midi, length, env)
         return wave
 
 

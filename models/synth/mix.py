@@ -13,13 +13,16 @@ PART_MIX: dict[str, tuple[float, float, float]] = {
     "synth": (0.28, 0.3, 0.3), "pad": (0.3, -0.3, 0.5), "bells": (0.22, 0.45, 0.5),
     "lead": (0.38, 0.1, 0.35), "vocal": (0.42, 0.0, 0.25),
 }  # fmt: skip
-# Freeverb-style comb and allpass delays in samples at 44.1 kHz; the right channel is offset.
+# Freeverb-style comb and allpass delays in samples at 44.1 kHz (halved for the half-rate
+# reverb); the right channel's are offset.
 COMB_DELAYS = (1116, 1277, 1422, 1617)
 ALLPASS_DELAYS = (556, 341)
 STEREO_SPREAD = 23  # samples
 COMB_FEEDBACK = 0.78
 ALLPASS_GAIN = 0.5
 REVERB_LEVEL = 0.35
+MIN_COMB_BLOCK = 2048  # samples: comb recurrences step through blocks at least this long
+SOFT_CLIP = 0.6  # knee of the master soft clip; 0 = none
 MASTER_PEAK = 0.89  # linear, about -1 dBFS
 
 
@@ -30,39 +33,65 @@ def pan_gains(pan: float) -> tuple[float, float]:
 
 
 def _comb(x: np.ndarray, delay: int, feedback: float) -> np.ndarray:
-    """y[n] = x[n] + g*y[n-D], computed a block of D samples at a time (exact)."""
-    n = x.size
-    blocks = -(-n // delay)
+    """Feedback comb y[n] = x[n] + g*y[n-D], exact, in a few vector operations.
+
+    Unrolling once, y[n] = (x[n] + g*x[n-D]) + g^2*y[n-2D], doubles the delay; after enough
+    doublings the recurrence runs a whole block of >= MIN_COMB_BLOCK samples per step.
+    """
+    x = x.astype(np.float32)
+    gain = feedback
+    while delay < MIN_COMB_BLOCK:
+        shifted = np.zeros_like(x)
+        shifted[delay:] = x[:-delay]
+        x = x + np.float32(gain) * shifted
+        delay, gain = 2 * delay, gain * gain
+    blocks = -(-x.size // delay)
     y = np.zeros(blocks * delay, dtype=np.float32)
-    y[:n] = x
+    y[: x.size] = x
     view = y.reshape(blocks, delay)
+    g = np.float32(gain)
     for k in range(1, blocks):
-        view[k] += feedback * view[k - 1]
-    return y[:n]
+        view[k] += g * view[k - 1]
+    return y[: x.size]
 
 
 def _allpass(x: np.ndarray, delay: int, gain: float) -> np.ndarray:
-    """Schroeder allpass y[n] = -g*x[n] + x[n-D] + g*y[n-D], blockwise like _comb."""
-    n = x.size
-    blocks = -(-n // delay)
-    xs = np.zeros(blocks * delay, dtype=np.float32)
-    xs[:n] = x
-    xv = xs.reshape(blocks, delay)
-    y = np.empty_like(xv)
-    y[0] = -gain * xv[0]
-    for k in range(1, blocks):
-        y[k] = -gain * xv[k] + xv[k - 1] + gain * y[k - 1]
-    return y.reshape(-1)[:n]
+    """Schroeder allpass y[n] = -g*x[n] + x[n-D] + g*y[n-D].
+
+    With v[n] = y[n] + g*x[n] this is v[n] = (1 - g^2) x[n-D] + g v[n-D]: a comb on the
+    delayed input.
+    """
+    delayed = np.zeros(x.size, dtype=np.float32)
+    delayed[delay:] = x[:-delay] * np.float32(1.0 - gain * gain)
+    return _comb(delayed, delay, gain) - np.float32(gain) * x
+
+
+def _half_rate(x: np.ndarray) -> np.ndarray:
+    """Average sample pairs: the reverb runs at half rate, its tail needs no top octave."""
+    n = x.size // 2 * 2
+    return 0.5 * (x[:n:2] + x[1:n:2])
+
+
+def _double_rate(x: np.ndarray, frames: int) -> np.ndarray:
+    """Linear interpolation back to the full rate, ``frames`` long."""
+    out = np.zeros(frames, dtype=np.float32)
+    even = out[0::2]
+    even[: x.size] = x[: even.size]
+    odd = out[1::2]
+    m = min(odd.size, x.size)
+    odd[: m - 1] = 0.5 * (x[: m - 1] + x[1:m])
+    return out
 
 
 def reverb(send: np.ndarray) -> np.ndarray:
-    """Stereo (2, n) reverb of a mono send: parallel combs then series allpasses."""
+    """Stereo (2, n) reverb of a mono send: parallel combs then series allpasses, half rate."""
     out = np.empty((2, send.size), dtype=np.float32)
+    low = _half_rate(send)
     for ch, spread in enumerate((0, STEREO_SPREAD)):
-        wet = sum(_comb(send, d + spread, COMB_FEEDBACK) for d in COMB_DELAYS)
+        wet = sum(_comb(low, (d + spread) // 2, COMB_FEEDBACK) for d in COMB_DELAYS)
         for d in ALLPASS_DELAYS:
-            wet = _allpass(wet, d + spread, ALLPASS_GAIN)
-        out[ch] = wet * (REVERB_LEVEL / len(COMB_DELAYS))
+            wet = _allpass(wet, (d + spread) // 2, ALLPASS_GAIN)
+        out[ch] = _double_rate(wet * np.float32(REVERB_LEVEL / len(COMB_DELAYS)), send.size)
     return out
 
 
@@ -70,22 +99,23 @@ def mix_parts(parts: dict[str, np.ndarray], frames: int) -> np.ndarray:
     """Sum mono parts into stereo (2, frames) with gain, pan and reverb send per part."""
     dry = np.zeros((2, frames), dtype=np.float32)
     send = np.zeros(frames, dtype=np.float32)
+    scratch = np.empty(frames, dtype=np.float32)
     for name in sorted(parts):  # fixed order: float sums must not depend on dict order
         signal = parts[name][:frames]
         gain, pan, wet = PART_MIX.get(name, (0.3, 0.0, 0.2))
         left, right = pan_gains(pan)
-        dry[0, : signal.size] += signal * (gain * left)
-        dry[1, : signal.size] += signal * (gain * right)
-        if wet:
-            send[: signal.size] += signal * (gain * wet)
+        for target, level in ((dry[0], gain * left), (dry[1], gain * right), (send, gain * wet)):
+            if level:
+                np.multiply(signal, np.float32(level), out=scratch)
+                target += scratch
     return dry + reverb(send)
 
 
 def master(stereo: np.ndarray) -> np.ndarray:
-    """Gentle soft clip, then peak-normalise to MASTER_PEAK; silence stays silence."""
+    """Soft clip (x(1+k)/(1+k|x|), cheaper than tanh), then peak-normalise to MASTER_PEAK."""
     peak = float(np.max(np.abs(stereo))) if stereo.size else 0.0
     if peak <= 0.0:
         return stereo.astype(np.float32)
-    x = stereo / peak
-    x = np.tanh(1.5 * x) / np.tanh(1.5)
-    return (x * (MASTER_PEAK / float(np.max(np.abs(x))))).astype(np.float32)
+    x = stereo * np.float32(1.0 / peak)
+    x *= np.float32(1.0 + SOFT_CLIP) / (np.float32(1.0) + np.float32(SOFT_CLIP) * np.abs(x))
+    return (x * np.float32(MASTER_PEAK / float(np.max(np.abs(x))))).astype(np.float32)
