@@ -98,15 +98,15 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path), device="cpu")
         else:
-            state = _unwrap(torch.load(path, map_location="cpu", mmap=True, weights_only=True), path)
+            state = _unwrap(
+                torch.load(path, map_location="cpu", mmap=True, weights_only=True), path
+            )
     except CheckpointError:
         raise
     except Exception as exc:  # torch/safetensors raise many types for corrupt files
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
     return {
-        k: v
-        for k, v in state.items()
-        if k not in IGNORED_KEYS and not k.endswith(IGNORED_SUFFIXES)
+        k: v for k, v in state.items() if k not in IGNORED_KEYS and not k.endswith(IGNORED_SUFFIXES)
     }
 
 
@@ -134,7 +134,9 @@ def verify_keys(
     if wrong:
         problems.append(f"{len(wrong)} keys with wrong shapes: {_names(wrong)}")
     if problems:
-        raise CheckpointError(f"{source} does not match the DiT ({len(expected)} keys): " + "; ".join(problems))
+        raise CheckpointError(
+            f"{source} does not match the DiT ({len(expected)} keys): " + "; ".join(problems)
+        )
 
 
 def build_meta(cfg: DiTConfig) -> DiffRhythmModel:
@@ -190,7 +192,9 @@ def convert_to_safetensors(src: Path, dst: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m models.diffrhythm.checkpoint SRC.pt DST.safetensors``."""
-    parser = argparse.ArgumentParser(description="Convert a DiffRhythm cfm_model.pt to safetensors.")
+    parser = argparse.ArgumentParser(
+        description="Convert a DiffRhythm cfm_model.pt to safetensors."
+    )
     parser.add_argument("src", type=Path)
     parser.add_argument("dst", type=Path)
     args = parser.parse_args(argv)

@@ -30,7 +30,7 @@ FULL_MAX_FRAMES = 6144  # 285.33 s
 
 @dataclass
 class DiTConfig:
-    """Hyper-parameters; the defaults are the official 1.1 B model (``config/diffrhythm-1b.json``)."""
+    """Hyper-parameters; defaults are the official 1.1 B model (``config/diffrhythm-1b.json``)."""
 
     dim: int = 2048
     depth: int = 16
@@ -79,25 +79,25 @@ PRESETS: dict[str, dict[str, object]] = {
     "full": {"max_frames": FULL_MAX_FRAMES},
     # CPU tests: same module tree, small widths. Style stays 512 (the MuLan width).
     "tiny": {
-        "dim": 64,
+        "dim": 32,
         "depth": 2,
         "heads": 2,
         "ff_mult": 2,
-        "text_dim": 32,
-        "cond_dim": 32,
+        "text_dim": 16,
+        "cond_dim": 16,
         "conv_layers": 1,
-        "conv_pos_groups": 4,
+        "conv_pos_groups": 2,
         "max_frames": BASE_MAX_FRAMES,
     },
     "tiny-full": {
-        "dim": 64,
+        "dim": 32,
         "depth": 2,
         "heads": 2,
         "ff_mult": 2,
-        "text_dim": 32,
-        "cond_dim": 32,
+        "text_dim": 16,
+        "cond_dim": 16,
         "conv_layers": 1,
-        "conv_pos_groups": 4,
+        "conv_pos_groups": 2,
         "max_frames": FULL_MAX_FRAMES,
     },
 }
@@ -227,7 +227,9 @@ class InputEmbedding(nn.Module):
         super().__init__()
         width = 2 * cfg.mel_dim + cfg.text_dim + cfg.style_dim + cfg.cond_dim
         self.proj = nn.Linear(width, cfg.dim)
-        self.conv_pos_embed = ConvPositionEmbedding(cfg.dim, cfg.conv_pos_kernel, cfg.conv_pos_groups)
+        self.conv_pos_embed = ConvPositionEmbedding(
+            cfg.dim, cfg.conv_pos_kernel, cfg.conv_pos_groups
+        )
 
     def forward(
         self,
@@ -384,7 +386,7 @@ class DiT(nn.Module):
         start_time: torch.Tensor,  # [B]
         duration: torch.Tensor | None = None,  # [B] song_duration (full model only)
     ) -> torch.Tensor:
-        bsz, seqlen, _ = x.shape
+        _bsz, seqlen, _ = x.shape
         assert seqlen <= self.cfg.max_frames, f"{seqlen} frames > max_frames {self.cfg.max_frames}"
         c = self.time_embed(time) + self.start_time_embed(start_time)  # [B, cond_dim]
         if self.cfg.duration_embed:

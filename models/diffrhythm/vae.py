@@ -43,7 +43,7 @@ def _windows(length: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
     if length <= chunk:
         return [(0, length)]
     hop = chunk - overlap
-    starts = list(range(0, length - chunk, hop)) + [length - chunk]
+    starts = [*list(range(0, length - chunk, hop)), length - chunk]
     return [(s, s + chunk) for s in starts]
 
 
