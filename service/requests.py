@@ -321,9 +321,9 @@ def _finish(values: dict[str, Any], settings: Settings, saved: list[Path]) -> Su
     backend = values.pop("lm_backend", None)
     if backend is not None and backend not in LM_BACKENDS:
         raise BadRequest(f"lm_backend must be one of vllm, pt, mlx (got {backend!r})")
-    if values.get("sample_query") and not values.get("prompt"):
-        values["prompt"] = values["sample_query"]
     values["notes"] = _lm_notes(values)
+    if values.get("sample_query") and not values.get("prompt"):
+        values["prompt"] = values["sample_query"]  # description mode without an LLM
     if values.get("task_type") == "cover" and not values.get("src_audio_path"):
         values["task_type"] = "text2music"  # ACE-Step: a cover without a source is text2music
         values["notes"].append("cover without a source song: generated as text2music")
@@ -376,6 +376,8 @@ def task_ids(fields: Mapping[str, Any]) -> list[str]:
         except ValueError:
             parsed = [part for part in text.split(",") if part.strip()]
         raw = parsed
+    if raw is None:
+        return []
     if isinstance(raw, str | int):
         raw = [raw]
     if not isinstance(raw, list):

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from models.audio import MEDIA_TYPES
 from service.auth import require_header, require_token
-from service.errors import BadRequest
 from service.files import resolve_output
 from service.render import era_a_job
 from service.requests import read_body
@@ -53,8 +53,8 @@ async def audio(request: Request) -> Response:
     state = app_state(request)
     require_header(state.settings, request, allow_query=True)
     raw = request.query_params.get("path")
-    if raw is None:
-        raise BadRequest("query parameter 'path' is required")
+    if raw is None:  # FastAPI's status for a missing required query parameter, as upstream
+        raise HTTPException(422, "query parameter 'path' is required")
     path = resolve_output(state.settings, raw)
     media_type = MEDIA_TYPES.get(path.suffix.lstrip(".").lower(), "audio/mpeg")
     return FileResponse(path, media_type=media_type)
