@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from models.audio import resample, to_channels
+from models.audio import fit_length, resample, to_channels
 from models.engine import (
     Audio,
     EngineInputError,
@@ -129,7 +129,7 @@ class SynthEngine:
 
     def _output_frames(self, spec: GenerationSpec) -> int:
         if spec.task == "repaint" and spec.source is not None:
-            source_frames = round(spec.source.duration * SAMPLE_RATE)
+            source_frames = _frames(spec.source.duration)
             return max(source_frames, self._repaint_region(spec, source_frames)[1])
         frames = _frames(spec.duration)
         if frames <= 0:
@@ -150,7 +150,9 @@ class SynthEngine:
     def _source(self, spec: GenerationSpec) -> Audio:
         if spec.source is None:
             raise EngineInputError(f"{spec.task} needs a source song (src_audio)")
-        return to_channels(resample(spec.source, SAMPLE_RATE), CHANNELS)
+        # fit_length: soxr may round differently; total_steps counts from the duration.
+        converted = to_channels(resample(spec.source, SAMPLE_RATE), CHANNELS)
+        return fit_length(converted, _frames(spec.source.duration))
 
     @staticmethod
     def _repaint_region(spec: GenerationSpec, source_frames: int) -> tuple[int, int]:

@@ -58,18 +58,24 @@ def section_bounds(section: Section, grid: Grid) -> tuple[int, int]:
     return grid.frame(section.start_bar, 0), grid.frame(section.start_bar + section.bars, 0)
 
 
-def _sing(track: np.ndarray, section: Section, grid: Grid, vocal: Vocal) -> None:
-    """Lyric lines share the section's bars evenly; each starts on a beat."""
+def _line_slots(section: Section, grid: Grid) -> list[tuple[str, int, int]]:
+    """(line, start frame, slot frames): lines share the section's bars, each starts on a beat."""
     start, end = section_bounds(section, grid)
     if not section.lines or end <= start:
-        return
+        return []
     beat = grid.step_frames * grid.steps_per_beat
     slot = (end - start) / len(section.lines)
-    for i, line in enumerate(section.lines):
-        line_start = start + int(np.floor(i * slot / beat) * beat)
+    return [
+        (line, start + int(np.floor(i * slot / beat) * beat), round(slot))
+        for i, line in enumerate(section.lines)
+    ]
+
+
+def _sing(track: np.ndarray, slots: list[tuple[str, int, int]], vocal: Vocal) -> None:
+    for line, start, slot in slots:
         speech = vocal.espeak.speak(line, vocal.voice, speaking_rate(line, slot / SAMPLE_RATE))
         if speech is not None:
-            place_line(track, speech, line_start, round(slot), SAMPLE_RATE)
+            place_line(track, speech, start, slot, SAMPLE_RATE)
 
 
 def render_song(
@@ -99,6 +105,12 @@ def render_song(
     melodic = [i for i in style.instruments if i not in ("bass", "drums")]
     compers = [i for i in melodic if i != style.lead] or [style.lead]
     sung = any(s.lines for s in sections) and vocal is not None
+    slots = {s.index: _line_slots(s, grid) for s in sections}
+    if vocal is not None:  # espeak runs are processes: start them all at once
+        vocal.espeak.prefetch(
+            [(line, vocal.voice, speaking_rate(line, slot / SAMPLE_RATE))
+             for lines in slots.values() for line, _, slot in lines]
+        )  # fmt: skip
     for section in sections:
         if section.bars:
             chords = chords_for(section, style)
@@ -116,8 +128,8 @@ def render_song(
             if wants_melody:
                 notes = melody_notes(section, style, grid, chords, motif_seed)
                 _play(part("lead"), notes, style.lead, cache)
-            if vocal is not None and section.lines:
-                _sing(part("vocal"), section, grid, vocal)
+            if vocal is not None and slots[section.index]:
+                _sing(part("vocal"), slots[section.index], vocal)
         on_section()
 
     if style.distortion and "guitar" in parts:

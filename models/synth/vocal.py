@@ -12,6 +12,7 @@ import shutil
 import struct
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import soxr
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 ESPEAK_BINARY = "espeak-ng"
 ESPEAK_TIMEOUT = 20.0  # seconds per line; espeak takes ~50 ms for a sung-length line
+ESPEAK_WORKERS = 4  # espeak-ng processes run at once when a song's lines are prefetched
 MIN_WPM, MAX_WPM = 130, 320  # espeak -s range we use, words per minute
 WPM_QUANTUM = 10  # speeds are rounded so that cached lines are reused across tempos
 FIT_MARGIN = 1.15  # speak a little faster than the slot needs, leaving a breath at the end
@@ -98,6 +100,14 @@ class Espeak:
         with self._lock:
             self._cache[key] = samples
         return samples
+
+    def prefetch(self, requests: list[tuple[str, str, int]]) -> None:
+        """Speak (text, voice, wpm) requests not cached yet, ESPEAK_WORKERS processes at a time."""
+        with self._lock:
+            todo = sorted({r for r in requests if r not in self._cache})
+        if len(todo) > 1:
+            with ThreadPoolExecutor(max_workers=ESPEAK_WORKERS) as pool:
+                list(pool.map(lambda r: self.speak(*r), todo))
 
     def _run(self, text: str, voice: str, wpm: int) -> np.ndarray | None:
         # "--" ends options, so a lyric line starting with "-" is not read as a flag.
