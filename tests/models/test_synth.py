@@ -292,6 +292,28 @@ def test_vocal_skipped_without_espeak(caplog: pytest.LogCaptureFixture) -> None:
     assert "without the vocal" in caplog.text
 
 
+@has_espeak
+def test_espeak_lines_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    espeak = Espeak(SR)
+    runs: list[str] = []
+    real_run = espeak._run
+
+    def counting_run(text: str, voice: str, wpm: int) -> np.ndarray | None:
+        runs.append(text)
+        return real_run(text, voice, wpm)
+
+    monkeypatch.setattr(espeak, "_run", counting_run)
+    local = SynthEngine(espeak=espeak)
+    s = spec(lyrics="[verse]\nfirst line here\nsecond line here\n[chorus]\nfirst line here",
+             duration=9.0, bpm=120)  # fmt: skip
+    first = local.text2music(s)[0].audio.samples
+    assert set(runs) == {"first line here", "second line here"}
+    calls = len(runs)
+    second = local.text2music(replace(s, seeds=(8,)))[0].audio.samples
+    assert len(runs) == calls  # every line came from the cache
+    assert not np.array_equal(first, second)
+
+
 def test_espeak_voice_mapping() -> None:
     assert espeak_voice("en") == "en-us"
     assert espeak_voice("zh") == "cmn"
@@ -380,6 +402,17 @@ def test_cover_strength_zero_is_text2music(engine: SynthEngine, source: Audio) -
         engine.cover(cover)[0].audio.samples, engine.text2music(base)[0].audio.samples
     )
     assert engine.total_steps(cover) == engine.total_steps(base)
+
+
+def test_cover_partial_strength_blends_tempo(engine: SynthEngine, source: Audio) -> None:
+    base = spec(task="cover", caption="energetic edm", source=source, duration=12.0, seeds=(9,))
+    free = int(engine.text2music(replace(base, task="text2music", source=None))[0].metas["bpm"])
+    half = engine.cover(replace(base, cover_strength=0.5))[0]
+    follow = int(engine.cover(replace(base, cover_strength=1.0))[0].metas["bpm"])
+    assert min(free, follow) < int(half.metas["bpm"]) < max(free, follow)
+    assert half.metas["cover_strength"] == 0.5
+    fixed = engine.cover(replace(base, bpm=100, cover_strength=1.0))[0]
+    assert fixed.metas["bpm"] == 100  # an explicit tempo beats the source's
 
 
 def test_cover_follows_source_tempo_and_energy(engine: SynthEngine) -> None:
