@@ -290,6 +290,19 @@ class DiffRhythmEngine:
         return mask
 
     def _run(self, spec: GenerationSpec, on_step: StepCallback) -> list[Track]:
+        with self._lock:  # one job at a time on this device
+            latents, plan, total = self.generate_latents(spec, on_step)
+            tracks = self._decode(latents, plan, spec)
+            on_step(total, total)
+        return tracks
+
+    def generate_latents(
+        self, spec: GenerationSpec, on_step: StepCallback = no_progress
+    ) -> tuple[torch.Tensor, Plan, int]:
+        """Sample the latents [B, end_frame, 64] of a spec, before decoding (tests, tools).
+
+        Returns the latents, the plan and the job's total step count (sampling + decode).
+        """
         if not spec.seeds:
             raise EngineInputError("at least one seed (batch item) is needed")
         steps = self._steps(spec)
@@ -297,31 +310,28 @@ class DiffRhythmEngine:
         cfg_strength = DEFAULT_CFG if spec.guidance_scale is None else float(spec.guidance_scale)
         plan = self.plan(self._output_seconds(spec))
         model = self.dits[plan.variant]
-        batch = spec.batch_size
         total = steps - start_index + 1
-        with self._lock:
-            tokens = self._lyric_tokens(spec, plan)
-            style = self._style_vector(spec)
-            mask = torch.ones(plan.end_frame, dtype=torch.bool)
-            cond = torch.zeros(
-                1, plan.end_frame, model.cfg.mel_dim, device=self.device, dtype=self.dtype
-            )
-            source = None
-            if spec.task == "repaint" and spec.source is not None:
-                cond = self._source_latents(spec.source, plan, sample_seed=spec.seeds[0])
-                source_frames = min(math.ceil(spec.source.duration * FRAME_RATE), plan.end_frame)
-                mask = self._repaint_mask(spec, plan, source_frames)
-                cond = torch.where(mask[None, :, None].to(self.device), 0.0, cond).to(self.dtype)
-            elif spec.task == "cover" and spec.source is not None:
-                source = self._source_latents(spec.source, plan, sample_seed=None)
-                source = source.expand(batch, -1, -1)
-            latents = self._sample(
-                model, plan, tokens, style, cond, mask, source, spec, steps, start_index,
-                cfg_strength, on_step, total,
-            )  # fmt: skip
-            tracks = self._decode(latents, plan, spec)
-            on_step(total, total)
-        return tracks
+        tokens = self._lyric_tokens(spec, plan)
+        style = self._style_vector(spec)
+        mask = torch.ones(plan.end_frame, dtype=torch.bool)
+        cond = torch.zeros(
+            1, plan.end_frame, model.cfg.mel_dim, device=self.device, dtype=self.dtype
+        )
+        source = None
+        if spec.task == "repaint" and spec.source is not None:
+            cond = self._source_latents(spec.source, plan, sample_seed=spec.seeds[0])
+            source_frames = min(math.ceil(spec.source.duration * FRAME_RATE), plan.end_frame)
+            mask = self._repaint_mask(spec, plan, source_frames)
+            # in-context condition: the source outside the span, zeros where generating
+            cond = torch.where(mask[None, :, None].to(self.device), 0.0, cond).to(self.dtype)
+        elif spec.task == "cover" and spec.source is not None:
+            source = self._source_latents(spec.source, plan, sample_seed=None)
+            source = source.expand(spec.batch_size, -1, -1)
+        latents = self._sample(
+            model, plan, tokens, style, cond, mask, source, spec, steps, start_index,
+            cfg_strength, on_step, total,
+        )  # fmt: skip
+        return latents, plan, total
 
     @torch.inference_mode()
     def _sample(
