@@ -528,3 +528,53 @@ async def alive_workers(conn: AsyncConnection, *, within_seconds: float) -> list
         )
         for r in (await conn.execute(stmt)).all()
     ]
+
+
+# --- observing (metrics) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartedJob:
+    """Timing facts of one job that a worker started, for the metrics summaries."""
+
+    engine: str | None
+    status: str
+    created_at: float
+    started_at: float
+    finished_at: float | None
+
+
+async def recent_started_jobs(conn: AsyncConnection, *, limit: int) -> list[StartedJob]:
+    """The ``limit`` most recently started jobs (running or finished), newest first."""
+    stmt = (
+        sa.select(
+            jobs.c.engine, jobs.c.status, jobs.c.created_at, jobs.c.started_at, jobs.c.finished_at
+        )
+        .where(jobs.c.started_at.is_not(None))
+        .order_by(jobs.c.started_at.desc())
+        .limit(limit)
+    )
+    return [StartedJob(*row) for row in (await conn.execute(stmt)).all()]
+
+
+async def unstopped_workers(conn: AsyncConnection, *, limit: int) -> list[WorkerInfo]:
+    """Workers that never said goodbye, however old their heartbeat (a killed one shows its age)."""
+    stmt = (
+        sa.select(workers)
+        .where(workers.c.stopped_at.is_(None))
+        .order_by(workers.c.heartbeat_at.desc())
+        .limit(limit)
+    )
+    return [
+        WorkerInfo(
+            r.worker_id,
+            r.host,
+            r.pid,
+            r.engine,
+            r.model_name,
+            r.heartbeat_at,
+            r.jobs_done,
+            r.current_job,
+        )
+        for r in (await conn.execute(stmt)).all()
+    ]
