@@ -126,7 +126,8 @@ def auto_timestamps(lyrics: str, duration: float, bpm: int | None = None) -> lis
             if ":" in name:  # LRC metadata such as [ti:Title]
                 continue
             if name.startswith(INSTRUMENTAL_SECTIONS):
-                pending_gap = (pending_gap if first else 0.0) + 4 * bar
+                # an explicit intro replaces the default lead-in; later ones add up
+                pending_gap = 4 * bar if first else pending_gap + 4 * bar
             elif not first:
                 pending_gap = max(pending_gap, bar)
             continue

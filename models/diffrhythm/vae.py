@@ -3,8 +3,9 @@
 Spec §1.9 and §2.1. Latents are 64 channels at 44.1 kHz / 2048 = 21.533 frames/s; the encoder
 returns 128 channels (mean ‖ scale). Decoding a whole 95 s song at once is the VRAM peak, so both
 directions run in overlapping windows (128 frames, 32 overlap, as upstream's ``--chunked``). We
-crossfade the overlaps linearly instead of upstream's hard cut, and we handle inputs shorter than
-one window (upstream's chunked encode raises ``NameError`` there).
+drop the outer quarter of each overlap and crossfade the middle half linearly (upstream trims 16
+frames and hard-cuts), and we handle inputs shorter than one window (upstream's chunked encode
+raises ``NameError`` there).
 """
 
 from __future__ import annotations
@@ -50,15 +51,23 @@ def _windows(length: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
 def _ramp_weights(
     start: int, end: int, length: int, overlap: int, scale: int, device: torch.device
 ) -> torch.Tensor:
-    """Per-output-sample weights of one window: linear ramps at interior edges, 1 elsewhere."""
+    """Per-output-sample weights of one window.
+
+    At an interior edge the outer quarter of the overlap gets weight 0 (a window's edge lacks
+    context, which is why upstream trims 16 frames), the middle half a linear ramp, so two
+    windows overlapping by exactly ``overlap`` frames crossfade with weights summing to 1.
+    """
     n = (end - start) * scale
     w = torch.ones(n, device=device)
-    ramp_len = min(overlap * scale, n)
+    margin = (overlap // 4) * scale
+    ramp_len = max(overlap * scale - 2 * margin, 1)
     ramp = (torch.arange(ramp_len, device=device, dtype=torch.float32) + 0.5) / ramp_len
+    edge = torch.cat((torch.zeros(margin, device=device), ramp))[:n]  # rising edge
     if start > 0:
-        w[:ramp_len] = ramp
+        w[: edge.numel()] = edge
     if end < length:
-        w[n - ramp_len :] = torch.minimum(w[n - ramp_len :], ramp.flip(0))
+        tail = edge.flip(0)
+        w[n - tail.numel() :] = torch.minimum(w[n - tail.numel() :], tail)
     return w
 
 
