@@ -13,6 +13,7 @@ PART_MIX: dict[str, tuple[float, float, float]] = {
     "synth": (0.28, 0.3, 0.3), "pad": (0.3, -0.3, 0.5), "bells": (0.22, 0.45, 0.5),
     "lead": (0.38, 0.1, 0.35), "vocal": (0.42, 0.0, 0.25),
 }  # fmt: skip
+DEFAULT_MIX = (0.3, 0.0, 0.2)
 # Freeverb-style comb and allpass delays in samples at 44.1 kHz (halved for the half-rate
 # reverb); the right channel's are offset.
 COMB_DELAYS = (1116, 1277, 1422, 1617)
@@ -95,27 +96,76 @@ def reverb(send: np.ndarray) -> np.ndarray:
     return out
 
 
-def mix_parts(parts: dict[str, np.ndarray], frames: int) -> np.ndarray:
-    """Sum mono parts into stereo (2, frames) with gain, pan and reverb send per part."""
-    dry = np.zeros((2, frames), dtype=np.float32)
-    send = np.zeros(frames, dtype=np.float32)
-    scratch = np.empty(frames, dtype=np.float32)
-    for name in sorted(parts):  # fixed order: float sums must not depend on dict order
-        signal = parts[name][:frames]
-        gain, pan, wet = PART_MIX.get(name, (0.3, 0.0, 0.2))
+class Mixer:
+    """Stereo dry bus plus a mono reverb send; parts are panned as their notes arrive.
+
+    Mixing note by note (instead of keeping one full-length buffer per part) keeps memory at
+    three song-length rows however many instruments play, which matters for 10-minute songs.
+    Parts that need whole-signal processing (distorted guitar) get their own buffer.
+    """
+
+    def __init__(self, frames: int, separate: tuple[str, ...] = ()) -> None:
+        self.frames = frames
+        self.dry = np.zeros((2, frames), dtype=np.float32)
+        self.send = np.zeros(frames, dtype=np.float32)
+        self.separate = {name: np.zeros(frames, dtype=np.float32) for name in separate}
+
+    @staticmethod
+    def levels(name: str) -> tuple[float, float, float]:
+        """(left, right, send) gains of a part."""
+        gain, pan, wet = PART_MIX.get(name, DEFAULT_MIX)
         left, right = pan_gains(pan)
-        for target, level in ((dry[0], gain * left), (dry[1], gain * right), (send, gain * wet)):
-            if level:
-                np.multiply(signal, np.float32(level), out=scratch)
-                target += scratch
-    return dry + reverb(send)
+        return gain * left, gain * right, gain * wet
+
+    def add(self, name: str, start: int, wave: np.ndarray, velocity: float) -> None:
+        """Mix ``wave`` (mono) into the buses at frame ``start``, scaled by ``velocity``."""
+        end = min(start + wave.size, self.frames)
+        if end <= start:
+            return
+        piece = wave[: end - start]
+        if name in self.separate:
+            self.separate[name][start:end] += piece * np.float32(velocity)
+            return
+        left, right, wet = self.levels(name)
+        self.dry[0, start:end] += piece * np.float32(velocity * left)
+        self.dry[1, start:end] += piece * np.float32(velocity * right)
+        if wet:
+            self.send[start:end] += piece * np.float32(velocity * wet)
+
+    def stereo(self) -> np.ndarray:
+        """Separate parts panned in, plus the reverb of the send: (2, frames) float32."""
+        for name in sorted(self.separate):  # fixed order: float sums must not depend on dicts
+            self.add_signal(name, self.separate[name])
+        self.dry += reverb(self.send)
+        return self.dry
+
+    def add_signal(self, name: str, signal: np.ndarray) -> None:
+        left, right, wet = self.levels(name)
+        self.dry[0] += signal * np.float32(left)
+        self.dry[1] += signal * np.float32(right)
+        if wet:
+            self.send += signal * np.float32(wet)
+
+
+def _peak(x: np.ndarray) -> float:
+    """Largest absolute sample, without an |x| temporary the size of the song."""
+    return max(float(x.max()), -float(x.min())) if x.size else 0.0
 
 
 def master(stereo: np.ndarray) -> np.ndarray:
-    """Soft clip (x(1+k)/(1+k|x|), cheaper than tanh), then peak-normalise to MASTER_PEAK."""
-    peak = float(np.max(np.abs(stereo))) if stereo.size else 0.0
+    """Soft clip x(1+k)/(1+k|x|) (cheaper than tanh), then peak-normalise to MASTER_PEAK.
+
+    Works in place on ``stereo`` (float32) with one temporary, to bound memory on long songs.
+    """
+    peak = _peak(stereo)
     if peak <= 0.0:
-        return stereo.astype(np.float32)
-    x = stereo * np.float32(1.0 / peak)
-    x *= np.float32(1.0 + SOFT_CLIP) / (np.float32(1.0) + np.float32(SOFT_CLIP) * np.abs(x))
-    return (x * np.float32(MASTER_PEAK / float(np.max(np.abs(x))))).astype(np.float32)
+        return stereo
+    stereo *= np.float32(1.0 / peak)
+    knee = np.abs(stereo)
+    knee *= np.float32(SOFT_CLIP)
+    knee += np.float32(1.0)
+    stereo *= np.float32(1.0 + SOFT_CLIP)
+    stereo /= knee
+    del knee
+    stereo *= np.float32(MASTER_PEAK / _peak(stereo))
+    return stereo

@@ -9,7 +9,7 @@ import numpy as np
 
 from models.synth.arrangement import Section, SectionPlan, layout
 from models.synth.instruments import SAMPLE_RATE, VOICES, NoteCache, drive, drum_kit
-from models.synth.mix import master, mix_parts
+from models.synth.mix import Mixer, master
 from models.synth.patterns import (
     Grid,
     Hit,
@@ -21,9 +21,8 @@ from models.synth.patterns import (
     melody_notes,
 )
 from models.synth.style import Style
-from models.synth.vocal import Espeak, place_line, speaking_rate
+from models.synth.vocal import Espeak, fit_line, speaking_rate
 
-TAIL_SECONDS = 3.0  # room after the end for releases; cut before returning
 END_FADE_SECONDS = 0.05  # avoid a click when the last note is cut by the duration
 OUTRO_FADE_BARS = 2  # an outro that ends the song fades over its last bars
 MELODY_KINDS = ("chorus", "inst")  # the lead always plays here; elsewhere only without lyrics
@@ -37,20 +36,15 @@ class Vocal:
     voice: str
 
 
-def _add(buffer: np.ndarray, start: int, wave: np.ndarray, gain: float) -> None:
-    end = min(start + wave.size, buffer.size)
-    if start < end:
-        buffer[start:end] += wave[: end - start] * np.float32(gain)
-
-
-def _play(buffer: np.ndarray, notes: list[Note], voice: str, cache: NoteCache) -> None:
+def _play(mixer: Mixer, part: str, notes: list[Note], voice: str, cache: NoteCache) -> None:
     for note in notes:
-        _add(buffer, note.start, cache.note(VOICES[voice], note.midi, note.length), note.velocity)
+        wave = cache.note(VOICES[voice], note.midi, note.length)
+        mixer.add(part, note.start, wave, note.velocity)
 
 
-def _hits(parts: dict[str, np.ndarray], hits: list[Hit], kit: dict[str, np.ndarray]) -> None:
+def _hits(mixer: Mixer, hits: list[Hit], kit: dict[str, np.ndarray]) -> None:
     for hit in hits:
-        _add(parts[hit.sound], hit.start, kit[hit.sound], hit.velocity)
+        mixer.add(hit.sound, hit.start, kit[hit.sound], hit.velocity)
 
 
 def section_bounds(section: Section, grid: Grid) -> tuple[int, int]:
@@ -71,11 +65,11 @@ def _line_slots(section: Section, grid: Grid) -> list[tuple[str, int, int]]:
     ]
 
 
-def _sing(track: np.ndarray, slots: list[tuple[str, int, int]], vocal: Vocal) -> None:
+def _sing(mixer: Mixer, slots: list[tuple[str, int, int]], vocal: Vocal) -> None:
     for line, start, slot in slots:
         speech = vocal.espeak.speak(line, vocal.voice, speaking_rate(line, slot / SAMPLE_RATE))
         if speech is not None:
-            place_line(track, speech, start, slot, SAMPLE_RATE)
+            mixer.add("vocal", start, fit_line(speech, slot, SAMPLE_RATE), 1.0)
 
 
 def render_song(
@@ -94,14 +88,7 @@ def render_song(
     kit = drum_kit(rng, style.key.tonic)
     motif_seed = int(rng.integers(2**31))
     cache = NoteCache()
-    length = frames + round(TAIL_SECONDS * SAMPLE_RATE)
-    parts: dict[str, np.ndarray] = {}
-
-    def part(name: str) -> np.ndarray:
-        if name not in parts:
-            parts[name] = np.zeros(length, dtype=np.float32)
-        return parts[name]
-
+    mixer = Mixer(frames, separate=("guitar",) if style.distortion else ())
     melodic = [i for i in style.instruments if i not in ("bass", "drums")]
     compers = [i for i in melodic if i != style.lead] or [style.lead]
     sung = any(s.lines for s in sections) and vocal is not None
@@ -114,27 +101,24 @@ def render_song(
     for section in sections:
         if section.bars:
             chords = chords_for(section, style)
-            hits = drum_hits(section, style, grid)
-            for sound in {h.sound for h in hits}:
-                part(sound)
-            _hits(parts, hits, kit)
-            _play(part("bass"), bass_notes(section, style, grid, chords), "bass", cache)
+            _hits(mixer, drum_hits(section, style, grid), kit)
+            _play(mixer, "bass", bass_notes(section, style, grid, chords), "bass", cache)
             for instrument in compers:
                 notes = comp_notes(section, style, grid, chords, instrument)
-                _play(part(instrument), notes, instrument, cache)
+                _play(mixer, instrument, notes, instrument, cache)
             wants_melody = section.kind in MELODY_KINDS or (
                 not sung and section.kind not in ("intro", "outro")
             )
             if wants_melody:
                 notes = melody_notes(section, style, grid, chords, motif_seed)
-                _play(part("lead"), notes, style.lead, cache)
+                _play(mixer, "lead", notes, style.lead, cache)
             if vocal is not None and slots[section.index]:
-                _sing(part("vocal"), slots[section.index], vocal)
+                _sing(mixer, slots[section.index], vocal)
         on_section()
 
-    if style.distortion and "guitar" in parts:
-        parts["guitar"] = drive(parts["guitar"], style.distortion)
-    stereo = mix_parts(parts, frames)
+    if "guitar" in mixer.separate:
+        mixer.separate["guitar"] = drive(mixer.separate["guitar"], style.distortion)
+    stereo = mixer.stereo()
     last = sections[-1]
     if last.kind == "outro" and last.bars:
         fade_start = grid.frame(last.start_bar + max(0, last.bars - OUTRO_FADE_BARS), 0)

@@ -125,17 +125,12 @@ class Espeak:
         return np.ascontiguousarray(samples, dtype=np.float32)
 
 
-def place_line(
-    track: np.ndarray, speech: np.ndarray, start: int, slot: int, sample_rate: int
-) -> None:
-    """Add ``speech`` into ``track`` at ``start``, cut to ``slot`` frames with a short fade."""
-    end = min(start + slot, track.size)
-    n = min(speech.size, end - start)
-    if n <= 0:
-        return
+def fit_line(speech: np.ndarray, slot: int, sample_rate: int) -> np.ndarray:
+    """``speech`` cut to ``slot`` frames (with a short fade if cut), peak-normalised."""
+    n = min(speech.size, slot)
     piece = speech[:n].copy()
     if speech.size > n:
         fade = min(n, round(FADE_SECONDS * sample_rate))
         piece[n - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-    peak = float(np.max(np.abs(piece))) or 1.0
-    track[start : start + n] += piece / peak
+    peak = float(np.max(np.abs(piece))) if n else 0.0
+    return piece / np.float32(peak) if peak > 0 else piece
