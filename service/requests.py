@@ -234,6 +234,11 @@ async def read_body(request: Request, settings: Settings, *, allow_empty: bool =
     if content_type.startswith("application/json") or content_type.split(";")[0].endswith("+json"):
         return Body(_json_object(raw, malformed="Malformed JSON payload"), {})
     if content_type.startswith("application/x-www-form-urlencoded"):
+        if raw.lstrip().startswith(b"{"):  # ``curl -d '{...}'`` without -H: curl's default CT
+            try:
+                return Body(_json_object(raw, malformed=""), {})
+            except BadRequest:
+                pass  # not JSON after all: read it as a form
         return Body(_parse_qs(raw), {})
     text = raw.decode("utf-8", errors="replace").lstrip()
     if text.startswith(("{", "[")):

@@ -1,5 +1,5 @@
 """ACE-Step routes (spec/acestep-api.md): era A ``/v1/music/generate`` + ``/v1/jobs/{id}``
-(unwrapped, string statuses, real ETA), and the shared ``/v1/audio``."""
+and ``/v1/music/random`` (unwrapped, string statuses, real ETA), and the shared ``/v1/audio``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from models.audio import MEDIA_TYPES
+from service.api.examples import random_example
 from service.auth import require_header, require_token
 from service.files import resolve_output
 from service.render import era_a_job
-from service.requests import read_body
+from service.requests import Body, read_body, to_bool
 from service.state import app_state
 from service.store import queue
 
@@ -23,6 +24,37 @@ async def generate_era_a(request: Request) -> Response:
     body = await read_body(request, state.settings)
     require_token(state.settings, request, body.fields)
     job = await state.submit(body, api="acestep", request=request)
+    async with state.db.read() as conn:
+        position = await queue.queue_position(conn, job)
+    return JSONResponse({"job_id": job.job_id, "status": job.status, "queue_position": position})
+
+
+async def random_era_a(request: Request) -> Response:
+    """``POST /v1/music/random`` (era A, until upstream ``b299f02``): a sample-mode job.
+
+    Upstream's LLM invents caption, lyrics and metas; here a random built-in example does.
+    ``thinking`` comes from the JSON body or the query string (``Thinking`` too).
+    """
+    state = app_state(request)
+    body = await read_body(request, state.settings, allow_empty=True)
+    require_token(state.settings, request, body.fields)
+    params = dict(request.query_params) | body.fields
+    thinking = to_bool(params.get("thinking", params.get("Thinking")))
+    example = random_example("text2music")
+    fields = {
+        "caption": example.get("caption", ""),
+        "lyrics": example.get("lyrics", ""),
+        "bpm": example.get("bpm"),
+        "key_scale": example.get("keyscale", ""),
+        "time_signature": example.get("timesignature", ""),
+        "vocal_language": example.get("language", "en"),
+        "thinking": True if thinking is None else thinking,
+        "sample_mode": True,
+    }
+    for key in ("audio_duration", "batch_size", "audio_format", "seed", "use_random_seed"):
+        if key in params:
+            fields[key] = params[key]
+    job = await state.submit(Body(fields, {}), api="acestep", request=request)
     async with state.db.read() as conn:
         position = await queue.queue_position(conn, job)
     return JSONResponse({"job_id": job.job_id, "status": job.status, "queue_position": position})
@@ -62,6 +94,7 @@ async def audio(request: Request) -> Response:
 
 routes = [
     Route("/v1/music/generate", generate_era_a, methods=["POST"]),
+    Route("/v1/music/random", random_era_a, methods=["POST"]),
     Route("/v1/jobs/{job_id}", job_era_a, methods=["GET"]),
     Route("/v1/audio", audio, methods=["GET"]),
 ]

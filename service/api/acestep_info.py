@@ -8,9 +8,7 @@ LLM rewrites it), and ``/create_random_sample`` picks one of a few built-in exam
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import time
 from functools import cache
 from pathlib import Path
@@ -21,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from models.registry import resolve_engine_name
+from service.api.examples import random_example
 from service.auth import require_header, require_token
 from service.render import wrap
 from service.requests import lookup, read_body, to_bool, to_int
@@ -38,7 +37,6 @@ ENGINE_MODEL_NAMES = {"synth": "songqueue-synth-v1", "diffrhythm": "diffrhythm-v
 SUPPORTED_TASK_TYPES = sorted(RUNNABLE_TASKS)
 DEFAULT_AVG_JOB_SECONDS = 5.0  # ACE-Step's starting value before any job has finished
 MODEL_CREATED_AGE = 30 * 86400  # seconds: OpenRouter ``created`` is "30 days ago" upstream
-EXAMPLES_FILE = Path(__file__).with_name("random_examples.json")
 SIMPLE_MODE = "simple_mode"
 
 
@@ -225,11 +223,6 @@ async def format_input(request: Request) -> Response:
     )
 
 
-@cache
-def examples() -> dict[str, list[dict[str, Any]]]:
-    return json.loads(EXAMPLES_FILE.read_text(encoding="utf-8"))
-
-
 async def create_random_sample(request: Request) -> Response:
     """A random built-in example in upstream's real shapes (spec §9.1): ``simple_mode`` gives
     ``{description, instrumental, vocal_language}``, anything else a full text2music preset."""
@@ -237,10 +230,10 @@ async def create_random_sample(request: Request) -> Response:
     body = await read_body(request, state.settings, allow_empty=True)
     require_token(state.settings, request, body.fields)
     kind = str(body.fields.get("sample_type") or SIMPLE_MODE)
-    pool = examples().get(SIMPLE_MODE if kind == SIMPLE_MODE else "text2music", [])
-    if not pool:
+    example = random_example(SIMPLE_MODE if kind == SIMPLE_MODE else "text2music")
+    if example is None:
         return JSONResponse(wrap(None, code=500, error="No example data available"))
-    return JSONResponse(wrap(dict(random.choice(pool))))
+    return JSONResponse(wrap(example))
 
 
 routes = [
