@@ -20,8 +20,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
+import sqlalchemy as sa
 
 from models.audio import decode_audio, fit_length, resample, to_channels, write_audio
 from models.engine import Audio, Engine, EngineInputError, GenerationSpec, Track, run_task
@@ -31,6 +33,7 @@ from service.files import job_output_dir
 from service.schemas import GenerationRequest, JobResult, ResultFile
 from service.store import queue
 from service.store.db import Database, DatabaseBusy
+from service.store.queue import NEW_JOB_CHANNEL
 from service.store.eta import TimingSample, record_sample
 
 log = logging.getLogger(__name__)
@@ -177,8 +180,10 @@ class Worker:
         if swept.requeued or swept.failed:
             log.warning("expired leases: %d requeued, %d failed", swept.requeued, swept.failed)
 
-    def _watcher(self) -> _ChangeWatcher:
-        return _ChangeWatcher(self.db.file)
+    def _watcher(self) -> _ChangeWatcher | _NotifyWatcher:
+        if self.db.is_sqlite:
+            return _ChangeWatcher(self.db.file)
+        return _NotifyWatcher(self.db.url)
 
     async def _wait_for_work(self, changed: Callable[[], object]) -> None:
         """Return when the database changed, CLAIM_INTERVAL passed, or stop() was called."""
@@ -303,6 +308,40 @@ class _ChangeWatcher:
         version = await self._read()
         if version != self.version:
             self.version = version
+            return True
+        return False
+
+
+class _NotifyWatcher:
+    """PostgreSQL: LISTEN on the new-job channel; the claim interval is the fallback poll."""
+
+    def __init__(self, url: str) -> None:
+        parsed = sa.engine.make_url(url).set(drivername="postgresql")
+        self.dsn = parsed.render_as_string(hide_password=False)
+        self.conn: Any = None  # asyncpg.Connection; asyncpg is the optional "postgres" extra
+        self.event = asyncio.Event()
+
+    async def __aenter__(self) -> Callable[[], object]:
+        import asyncpg
+
+        try:
+            self.conn = await asyncpg.connect(self.dsn)
+            await self.conn.add_listener(NEW_JOB_CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("LISTEN unavailable (%s): polling every %.1f s", exc, CLAIM_INTERVAL)
+            self.conn = None
+        return self.changed
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+
+    def _notified(self, *_args: object) -> None:
+        self.event.set()
+
+    async def changed(self) -> bool:
+        if self.event.is_set():
+            self.event.clear()
             return True
         return False
 

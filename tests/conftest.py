@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,11 +13,40 @@ from service.schemas import GenerationRequest
 from service.store import queue
 from service.store.db import Database, open_database
 from service.store.migrate import upgrade
+from tests import pg
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated PostgreSQL database that each test copies (CREATE DATABASE ... TEMPLATE)."""
+    reason = pg.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    name = pg.new_name("sq_template")
+    pg.admin(f'CREATE DATABASE "{name}"')
+    upgrade(pg.database_url(name))
+    yield name
+    pg.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(environ={}, env_file=None, home=str(tmp_path / "home"))
+def backend() -> str:
+    """The database under test; suites that run on both override this with params."""
+    return "sqlite"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> Settings:
+    database_url = None
+    if backend == "postgres":
+        template = request.getfixturevalue("pg_template")
+        name = pg.new_name()
+        pg.admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        request.addfinalizer(lambda: pg.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        database_url = pg.database_url(name)
+    return load_settings(
+        environ={}, env_file=None, home=str(tmp_path / "home"), database_url=database_url
+    )
 
 
 @pytest.fixture

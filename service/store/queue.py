@@ -112,6 +112,8 @@ async def enqueue(
                 if depth >= queue_maxsize:
                     raise QueueFull()
             row = (await conn.execute(jobs.insert().values(values).returning(*jobs.c))).one()
+            if status == "queued":
+                await notify_new_job(conn)
     except IntegrityError:
         # PostgreSQL: a concurrent submission with the same key won the race.
         if idempotency_key is None:
@@ -122,6 +124,16 @@ async def enqueue(
             raise
         return Enqueued(row_to_job(existing), created=False)
     return Enqueued(row_to_job(row), created=True)
+
+
+NEW_JOB_CHANNEL = "songqueue_jobs"
+
+
+async def notify_new_job(conn: AsyncConnection) -> None:
+    """Wake listening workers. PostgreSQL delivers NOTIFY at commit; SQLite workers watch
+    ``PRAGMA data_version`` instead, which every commit bumps, so there is nothing to send."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(sa.func.pg_notify(NEW_JOB_CHANNEL, "")))
 
 
 async def _active_by_key(conn: AsyncConnection, key: str) -> Row | None:
@@ -370,6 +382,7 @@ async def release(db: Database, claimed: Claimed) -> None:
     async with db.write() as conn:
         await conn.execute(stmt)
         await _worker_done(conn, claimed.job.worker_id, time.time())
+        await notify_new_job(conn)
 
 
 async def finish_cancelled(db: Database, claimed: Claimed) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.config import Settings
 from service.store import queue
@@ -13,25 +14,30 @@ from service.store.migrate import downgrade, upgrade
 from service.store.tables import metadata
 from tests.conftest import submit
 
-
 EXPRESSION_INDEX = "ix_jobs_claim"  # (status, priority DESC, id): alembic cannot compare it
+INDEX_DDL = {
+    "sqlite": "SELECT sql FROM sqlite_master WHERE name = :name",
+    "postgresql": "SELECT indexdef FROM pg_indexes WHERE indexname = :name",
+}
 
 
-def _diff(url: str) -> list[object]:
+async def schema_diff(url: str) -> list[object]:
     """Schema differences, with the expression index checked by its DDL instead."""
-    engine = sa.create_engine(url.replace("+aiosqlite", ""))
-    with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
-        ddl = conn.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE name = ?", (EXPRESSION_INDEX,)
-        ).scalar()
-    engine.dispose()
+    engine = create_async_engine(url, poolclass=sa.pool.NullPool)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+        )
+        ddl = await conn.scalar(
+            sa.text(INDEX_DDL[conn.dialect.name]), {"name": EXPRESSION_INDEX}
+        )
+    await engine.dispose()
     assert ddl is not None and "priority DESC" in ddl
     return [d for d in diff if EXPRESSION_INDEX not in repr(d)]
 
 
 async def test_upgrade_head_matches_tables(db: Database, settings: Settings) -> None:
-    assert _diff(settings.database) == []
+    assert await schema_diff(settings.database) == []
 
 
 async def test_upgrade_keeps_rows_and_downgrade_round_trips(settings: Settings) -> None:
@@ -45,4 +51,4 @@ async def test_upgrade_keeps_rows_and_downgrade_round_trips(settings: Settings) 
     await db.dispose()
     downgrade(settings.database, "base")
     upgrade(settings.database)
-    assert _diff(settings.database) == []
+    assert await schema_diff(settings.database) == []
