@@ -14,10 +14,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.api import acestep, acestep_info, acestep_tasks
+from service import web
+from service.api import acestep, acestep_info, acestep_tasks, jobs, openai
 from service.config import Settings
 from service.errors import SongqueueError
 from service.files import ensure_dirs
+from service.metrics import AccessLogMiddleware, HttpMetricsMiddleware, Metrics
+from service.metrics import routes as metrics_routes
 from service.state import AppState
 from service.store.db import DatabaseBusy, open_database
 from service.store.eta import EtaCache
@@ -79,6 +82,7 @@ def create_app(settings: Settings) -> Starlette:
         synchronous=settings.sqlite_synchronous,
     )
     state = AppState(settings=settings, db=db, etas=EtaCache(db))
+    metrics = Metrics(db)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -87,8 +91,20 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         debug=settings.debug,
-        routes=[*acestep_info.routes, *acestep_tasks.routes, *acestep.routes],
-        middleware=[cors_middleware(settings)],
+        routes=[
+            *acestep_info.routes,
+            *acestep_tasks.routes,
+            *acestep.routes,
+            *jobs.routes,
+            *openai.routes,
+            *metrics_routes,
+            *web.routes,
+        ],
+        middleware=[
+            Middleware(AccessLogMiddleware),
+            Middleware(HttpMetricsMiddleware, metrics=metrics),
+            cors_middleware(settings),
+        ],
         exception_handlers={
             SongqueueError: songqueue_error,
             HTTPException: http_error,
@@ -98,4 +114,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.songqueue = state
+    app.state.metrics = metrics
     return app
