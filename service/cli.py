@@ -1,4 +1,4 @@
-"""The ``songqueue`` command: up, serve, worker, migrate, weights."""
+"""The ``songqueue`` command: up, serve, worker, migrate, weights; generate, status, cancel."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from service import client
 from service.config import Settings, SettingsError, load_settings
 from service.logs import setup_logging
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(weights)
     weights.add_argument("--check", action="store_true", help="verify offline, download nothing")
     weights.add_argument("--base-only", action="store_true", help="skip the 285 s full model")
+    client.add_parsers(sub)
     return parser
 
 
@@ -161,6 +163,8 @@ def cmd_weights(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in client.COMMANDS:  # talks to a server over HTTP: no local settings
+        return client.main(args)
     try:
         settings = settings_from(args)
     except SettingsError as exc:
