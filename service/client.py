@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 if TYPE_CHECKING:
     import httpx
     from rich.console import Console
+    from rich.table import Table
 
 COMMANDS = ("generate", "status", "cancel")
 DEFAULT_SERVER = "http://127.0.0.1:8001"
@@ -207,7 +208,7 @@ def generate(client: httpx.Client, args: argparse.Namespace, console: Console) -
                 progress.update(
                     task,
                     completed=1.0 if done else float(job.get("progress") or 0.0),
-                    description=describe(job),
+                    description="" if job["status"] in FINISHED else describe(job),
                     state="cancelled" if job.get("cancelled") else job["status"],
                 )
                 if job["status"] in FINISHED:
@@ -253,7 +254,9 @@ def download(client: httpx.Client, job: dict[str, Any], out_dir: Path) -> list[P
 
 
 def status(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
-    from rich.table import Table
+    from rich.console import Console
+
+    out = Console(highlight=False)  # tables go to stdout; messages to stderr
 
     if not args.job_ids:
         health = _checked(client.get("/health"))["data"]
@@ -261,14 +264,14 @@ def status(client: httpx.Client, args: argparse.Namespace, console: Console) -> 
         if args.json:
             print(json.dumps({"health": health, "stats": stats}, indent=2))
             return EXIT_OK
-        table = Table("server", args.server, show_header=False)
+        table = _table(f"server {args.server}")
         table.add_row("workers", "ready" if health.get("models_initialized") else "none running")
         table.add_row("model", str(health.get("loaded_model")))
         for name, count in stats["jobs"].items():
             table.add_row(f"jobs {name}", str(count))
         avg = stats.get("avg_job_seconds")
         table.add_row("mean job time", "-" if avg is None else f"{avg:.1f} s")
-        Console().print(table)
+        out.print(table)
         return EXIT_OK
     failed = False
     for job_id in args.job_ids:
@@ -277,7 +280,7 @@ def status(client: httpx.Client, args: argparse.Namespace, console: Console) -> 
         if args.json:
             print(json.dumps(job, indent=2))
             continue
-        table = Table("job", job_id, show_header=False)
+        table = _table(f"job {job_id}")
         table.add_row("status", describe(job))
         table.add_row("progress", f"{100 * float(job.get('progress') or 0):.0f}%")
         if job.get("eta_seconds") is not None:
@@ -287,8 +290,17 @@ def status(client: httpx.Client, args: argparse.Namespace, console: Console) -> 
                 table.add_row("audio", args.server.rstrip("/") + url)
         if job.get("error"):
             table.add_row("error", job["error"].strip().splitlines()[-1])
-        Console().print(table)
+        out.print(table)
     return EXIT_JOB_FAILED if failed else EXIT_OK
+
+
+def _table(title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    return table
 
 
 def cancel(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
