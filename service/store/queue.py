@@ -471,6 +471,43 @@ async def sweep_expired_leases(db: Database, now: float | None = None) -> SweepR
     return SweepResult(requeued.rowcount, failed.rowcount)
 
 
+# --- deleting (DELETE /api/tasks, retention) -----------------------------------------------
+
+
+async def delete_job(db: Database, job_id: str) -> Job | None:
+    """Remove one job row whatever its status; the removed job (its files are the caller's
+    to delete, outside the transaction), or None when there was none."""
+    stmt = jobs.delete().where(jobs.c.job_id == job_id).returning(*jobs.c)
+    async with db.write() as conn:
+        row = (await conn.execute(stmt)).first()
+    return None if row is None else row_to_job(row)
+
+
+async def delete_finished_before(db: Database, cutoff: float, *, limit: int) -> list[Job]:
+    """Remove up to ``limit`` finished jobs whose ``finished_at`` is before ``cutoff`` (epoch s),
+    oldest first, in one short write transaction; returns them so their files can be deleted
+    after it commits. Walks ``ix_jobs_finished``."""
+    oldest = (
+        sa.select(jobs.c.id)
+        .where(jobs.c.status.in_(FINISHED_STATUSES), jobs.c.finished_at < cutoff)
+        .order_by(jobs.c.finished_at)
+        .limit(limit)
+    )
+    stmt = jobs.delete().where(jobs.c.id.in_(oldest)).returning(*jobs.c)
+    async with db.write() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [row_to_job(r) for r in rows]
+
+
+async def existing_job_ids(db: Database, job_ids: Sequence[str]) -> set[str]:
+    """The ids among ``job_ids`` that still have a row (for sweeping orphaned output folders)."""
+    if not job_ids:
+        return set()
+    stmt = sa.select(jobs.c.job_id).where(jobs.c.job_id.in_(list(job_ids)))
+    async with db.read() as conn:
+        return set((await conn.execute(stmt)).scalars().all())
+
+
 # --- workers -------------------------------------------------------------------------------
 
 
