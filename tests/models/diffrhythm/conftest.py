@@ -22,7 +22,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def engine(tiny_dir: Path):  # noqa: ANN201 - the engine type is imported lazily
+def engine(tiny_dir: Path):
     from models.diffrhythm.pipeline import DiffRhythmEngine
 
     return DiffRhythmEngine.from_directory(tiny_dir, device="cpu")

@@ -104,7 +104,9 @@ def test_missing_unexpected_and_misshaped_keys_are_named(tmp_path: Path) -> None
 
 def test_full_checkpoint_in_the_base_directory_is_refused(tmp_path: Path) -> None:
     d, _ = _save_dir(tmp_path, preset="tiny-full")
-    with pytest.raises(CheckpointError, match="4 unexpected keys: transformer.duration_time_embed"):
+    with pytest.raises(
+        CheckpointError, match=r"4 unexpected keys: transformer.duration_time_embed"
+    ):
         load_model(d, max_frames=2048)
 
 
@@ -117,7 +119,7 @@ def test_unreadable_files_give_checkpoint_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no 'model_state_dict'"):
         load_model(d, max_frames=2048)
     (d / "cfm_model.pt").unlink()
-    with pytest.raises(CheckpointError, match="no model.safetensors or cfm_model.pt"):
+    with pytest.raises(CheckpointError, match=r"no model.safetensors or cfm_model.pt"):
         load_model(d, max_frames=2048)
 
 

@@ -108,7 +108,10 @@ def test_empty_lines_are_markers_not_crashes() -> None:
 
 
 def test_auto_timestamps_follow_structure_and_fit() -> None:
-    lyrics = "[intro]\n[verse]\nHello there my friend\nHow are you today\n\n[chorus]\nSing along\n[outro]"
+    lyrics = (
+        "[intro]\n[verse]\nHello there my friend\nHow are you today\n\n"
+        "[chorus]\nSing along\n[outro]"
+    )
     lines = auto_timestamps(lyrics, duration=60.0, bpm=120)
     texts = [line.text for line in lines]
     assert texts == ["Hello there my friend", "How are you today", "Sing along", ""]

@@ -96,7 +96,7 @@ def test_weights_check_command(
     assert "incomplete" in out and "vae_model.pt is missing" in out
 
 
-def _publish(hub, tiny_dir: Path, *, mulan: bool) -> None:  # noqa: ANN001
+def _publish(hub, tiny_dir: Path, *, mulan: bool) -> None:
     """Lay the tiny files out as the real hub repositories hold them."""
     for variant, repo in (
         ("base", "ASLP-lab/DiffRhythm-1_2"),
@@ -130,7 +130,7 @@ def _publish(hub, tiny_dir: Path, *, mulan: bool) -> None:  # noqa: ANN001
 def test_download_from_a_fake_hub_lays_out_a_complete_directory(
     fake_hub,
     tiny_dir: Path,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     pytest.importorskip("huggingface_hub")
     _publish(fake_hub, tiny_dir, mulan=False)
@@ -149,7 +149,7 @@ def test_download_from_a_fake_hub_lays_out_a_complete_directory(
     assert fake_hub.requests and all(r.endswith("/LICENSE") for r in fake_hub.requests)
 
 
-def test_download_with_style_and_base_only(fake_hub, tiny_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_download_with_style_and_base_only(fake_hub, tiny_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("huggingface_hub")
     _publish(fake_hub, tiny_dir, mulan=True)
     dest = tmp_path / "downloaded"
@@ -162,10 +162,10 @@ def test_download_with_style_and_base_only(fake_hub, tiny_dir: Path, tmp_path: P
     assert all("'muq' package" in p for p in problems), problems
 
 
-def test_download_names_a_file_the_hub_lacks(fake_hub, tiny_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_download_names_a_file_the_hub_lacks(fake_hub, tiny_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("huggingface_hub")
     with pytest.raises(
-        weights.DownloadError, match="ASLP-lab/DiffRhythm-1_2 has none of config.json"
+        weights.DownloadError, match=r"ASLP-lab/DiffRhythm-1_2 has none of config.json"
     ):
         weights.download(tmp_path / "d", style=False, endpoint=fake_hub.endpoint)
 
