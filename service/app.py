@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -15,13 +16,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service import web
-from service.api import acestep, acestep_info, acestep_tasks, jobs, openai
+from service.api import acestep, acestep_info, acestep_tasks, diffrhythm, jobs, openai, openapi
 from service.config import Settings
 from service.errors import SongqueueError
 from service.files import ensure_dirs
 from service.metrics import AccessLogMiddleware, HttpMetricsMiddleware, Metrics
 from service.metrics import routes as metrics_routes
+from service.retention import retention_loop
 from service.state import AppState
+from service.storage import open_object_store
 from service.store.db import DatabaseBusy, open_database
 from service.store.eta import EtaCache
 
@@ -81,13 +84,22 @@ def create_app(settings: Settings) -> Starlette:
         busy_timeout_ms=settings.busy_timeout_ms,
         synchronous=settings.sqlite_synchronous,
     )
-    state = AppState(settings=settings, db=db, etas=EtaCache(db))
+    state = AppState(settings=settings, db=db, etas=EtaCache(db), store=open_object_store(settings))
     metrics = Metrics(db)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await db.dispose()
+        sweeper = None
+        if settings.retention_hours > 0:  # a background task: sweeps never block requests
+            sweeper = asyncio.create_task(retention_loop(db, settings), name="retention")
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            await db.dispose()
 
     app = Starlette(
         debug=settings.debug,
@@ -97,6 +109,8 @@ def create_app(settings: Settings) -> Starlette:
             *acestep.routes,
             *jobs.routes,
             *openai.routes,
+            *diffrhythm.routes,
+            *openapi.routes,
             *metrics_routes,
             *web.routes,
         ],

@@ -39,6 +39,10 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "max_upload_bytes": ("SONGQUEUE_MAX_UPLOAD_BYTES",),
     "default_audio_format": ("SONGQUEUE_AUDIO_FORMAT",),
     "extra_audio_roots": ("SONGQUEUE_AUDIO_ROOTS",),
+    "s3_bucket": ("SONGQUEUE_S3_BUCKET",),
+    "s3_endpoint_url": ("SONGQUEUE_S3_ENDPOINT_URL",),
+    "s3_region": ("SONGQUEUE_S3_REGION", "AWS_DEFAULT_REGION"),
+    "s3_prefix": ("SONGQUEUE_S3_PREFIX",),
     "log_level": ("SONGQUEUE_LOG_LEVEL",),
     "log_json": ("SONGQUEUE_LOG_JSON",),
     "debug": ("DEBUG", "SONGQUEUE_DEBUG"),
@@ -70,6 +74,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_upload_bytes: Positive = 100 << 20  # one uploaded audio file
     default_audio_format: Literal["mp3", "wav", "flac", "ogg"] = "mp3"
     extra_audio_roots: str = ""  # os.pathsep-separated directories clients may name as sources
+    s3_bucket: str = ""  # set = results and sources also go to this S3-compatible bucket
+    s3_endpoint_url: str = ""  # "" = AWS; e.g. http://minio:9000
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""  # key prefix inside the bucket, e.g. "songqueue/"
     log_level: str = "INFO"
     log_json: bool = False
     debug: bool = False

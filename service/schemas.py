@@ -62,6 +62,9 @@ class GenerationRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     use_cot_caption: bool = True
     use_cot_language: bool = True
     notes: list[str] = msgspec.field(default_factory=list)  # what we accepted but did not do
+    # object-store keys of the sources, for workers on other hosts (see service/storage.py)
+    src_audio_key: str | None = None
+    reference_audio_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.task_type in ("cover", "repaint") and not self.src_audio_path:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.requests import Request
 
 from service.config import Settings
+from service.errors import NotFound
+from service.files import resolve_output
 from service.requests import Body, build_submission
-from service.schemas import RUNNABLE_TASKS, Job
+from service.schemas import RUNNABLE_TASKS, GenerationRequest, Job
+from service.storage import S3Store
 from service.store import queue
 from service.store.db import Database
 from service.store.eta import EtaCache
@@ -22,6 +28,33 @@ class AppState:
     settings: Settings
     db: Database
     etas: EtaCache
+    store: S3Store | None = None  # shared object storage across hosts (service/storage.py)
+
+    async def output_file(self, raw_path: str) -> Path:
+        """The local file behind a ``/v1/audio?path=`` value, fetched from the object store
+        when a worker on another host wrote it."""
+        try:
+            return resolve_output(self.settings, raw_path)
+        except NotFound:
+            if self.store is None:
+                raise
+        outputs = Path(os.path.realpath(self.settings.outputs_dir))
+        relative = Path(os.path.realpath(raw_path)).relative_to(outputs)  # checked just above
+        key = self.store.output_key(relative.as_posix())
+        if not await asyncio.to_thread(self.store.download, key, outputs / relative):
+            raise NotFound("Audio file not found")
+        return resolve_output(self.settings, raw_path)
+
+    async def _share_sources(self, request: GenerationRequest) -> None:
+        """With an object store, workers on other hosts read sources from it."""
+        if self.store is None:
+            return
+        if request.src_audio_path:
+            path = Path(request.src_audio_path)
+            request.src_audio_key = await asyncio.to_thread(self.store.upload_input, path)
+        if request.reference_audio_path:
+            path = Path(request.reference_audio_path)
+            request.reference_audio_key = await asyncio.to_thread(self.store.upload_input, path)
 
     async def submit(self, body: Body, *, api: str, request: Request | None = None) -> Job:
         """Validate, store uploads and enqueue one job; nothing is left behind on refusal."""
@@ -30,6 +63,8 @@ class AppState:
         req = submission.request
         unsupported = req.task_type not in RUNNABLE_TASKS
         try:
+            if not unsupported:
+                await self._share_sources(req)
             enqueued = await queue.enqueue(
                 self.db,
                 job_id=str(uuid.uuid4()),

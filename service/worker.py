@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import socket
+import tempfile
 import time
 import traceback
 import uuid
@@ -33,6 +34,7 @@ from service.files import job_output_dir
 from service.schemas import GenerationRequest, JobResult, ResultFile
 from service.store import queue
 from service.store.db import Database, DatabaseBusy
+from service.storage import S3Store, open_object_store
 from service.store.queue import NEW_JOB_CHANNEL
 from service.store.eta import TimingSample, record_sample
 
@@ -97,8 +99,10 @@ class Worker:
         *,
         worker_id: str | None = None,
         run_until_empty: bool = False,
+        store: S3Store | None = None,
     ) -> None:
         self.settings = settings
+        self.store = store if store is not None else open_object_store(settings)
         self.db = db
         self.engine = engine
         self.worker_id = worker_id or default_worker_id()
@@ -214,7 +218,9 @@ class Worker:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            spec = await loop.run_in_executor(self._executor, build_spec, job.request, self.engine)
+            spec = await loop.run_in_executor(
+                self._executor, build_spec, job.request, self.engine, self.store
+            )
             total = self.engine.total_steps(spec)
             if await self.renew(claimed, 0, total, "generating"):
                 raise JobCancelled()
@@ -225,7 +231,8 @@ class Worker:
             steps_seconds = reporter.last_step - reporter.started
             await self.renew(claimed, total, total, "encoding")
             files = await loop.run_in_executor(
-                self._executor, write_tracks, self.settings, job.job_id, job.request, tracks
+                self._executor, write_tracks, self.settings, job.job_id, job.request, tracks,
+                self.store,
             )
             seconds = time.perf_counter() - started
             result = JobResult(
@@ -349,17 +356,31 @@ class _NotifyWatcher:
 # --- pure helpers, run in the engine thread ---------------------------------------------------
 
 
-def _load_source(path: str | None, sample_rate: int) -> Audio | None:
+def _load_source(
+    path: str | None, key: str | None, sample_rate: int, store: S3Store | None
+) -> Audio | None:
+    """Decode a source: from this host's disk, or fetched from the object store."""
     if not path:
         return None
-    audio = decode_audio(Path(path))
-    return to_channels(resample(audio, sample_rate), 2)
+    local = Path(path)
+    if not local.is_file() and key is not None and store is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            fetched = Path(tmp) / f"source{local.suffix}"
+            if not store.download(key, fetched):
+                raise EngineInputError(f"source audio {key!r} is missing from the object store")
+            return to_channels(resample(decode_audio(fetched), sample_rate), 2)
+    return to_channels(resample(decode_audio(local), sample_rate), 2)
 
 
-def build_spec(request: GenerationRequest, engine: Engine) -> GenerationSpec:
+def build_spec(
+    request: GenerationRequest, engine: Engine, store: S3Store | None = None
+) -> GenerationSpec:
     """The engine's view of a request: sources decoded, defaults resolved."""
-    source = _load_source(request.src_audio_path, engine.sample_rate)
-    reference = _load_source(request.reference_audio_path, engine.sample_rate)
+    rate = engine.sample_rate
+    source = _load_source(request.src_audio_path, request.src_audio_key, rate, store)
+    reference = _load_source(
+        request.reference_audio_path, request.reference_audio_key, rate, store
+    )
     return GenerationSpec(
         task=request.task_type,  # type: ignore[arg-type]
         caption=request.prompt,
@@ -381,9 +402,14 @@ def build_spec(request: GenerationRequest, engine: Engine) -> GenerationSpec:
 
 
 def write_tracks(
-    settings: Settings, job_id: str, request: GenerationRequest, tracks: list[Track]
+    settings: Settings,
+    job_id: str,
+    request: GenerationRequest,
+    tracks: list[Track],
+    store: S3Store | None = None,
 ) -> list[ResultFile]:
-    """Encode every track; each file appears complete or not at all (temp name, then rename)."""
+    """Encode every track; each file appears complete or not at all (temp name, then rename),
+    and is in the object store, when there is one, before the job is reported done."""
     out_dir = job_output_dir(settings, job_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
@@ -393,6 +419,8 @@ def write_tracks(
             audio = fit_length(audio, round(request.audio_duration * audio.sample_rate))
         name = f"{index}-{track.seed}.{request.audio_format}"
         write_audio(audio, out_dir / name, request.audio_format)
+        if store is not None:
+            store.upload(out_dir / name, store.output_key(f"{job_id}/{name}"))
         files.append(
             ResultFile(
                 path=f"{job_id}/{name}",

@@ -11,7 +11,6 @@ from starlette.routing import Route
 from models.audio import MEDIA_TYPES
 from service.api.examples import random_example
 from service.auth import require_header, require_token
-from service.files import resolve_output
 from service.render import era_a_job
 from service.requests import Body, read_body, to_bool
 from service.state import app_state
@@ -87,7 +86,7 @@ async def audio(request: Request) -> Response:
     raw = request.query_params.get("path")
     if raw is None:  # FastAPI's status for a missing required query parameter, as upstream
         raise HTTPException(422, "query parameter 'path' is required")
-    path = resolve_output(state.settings, raw)
+    path = await state.output_file(raw)
     media_type = MEDIA_TYPES.get(path.suffix.lstrip(".").lower(), "audio/mpeg")
     return FileResponse(path, media_type=media_type)
 

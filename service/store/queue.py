@@ -560,6 +560,20 @@ class WorkerInfo:
     current_job: str | None
 
 
+async def list_workers(db: Database) -> list[WorkerInfo]:
+    """Every worker that ever registered, oldest first (alive or not)."""
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(workers).order_by(workers.c.started_at))).all()
+    return [_worker_info(r) for r in rows]
+
+
+def _worker_info(r: Row) -> WorkerInfo:
+    return WorkerInfo(
+        r.worker_id, r.host, r.pid, r.engine, r.model_name, r.heartbeat_at, r.jobs_done,
+        r.current_job,
+    )
+
+
 async def alive_workers(conn: AsyncConnection, *, within_seconds: float) -> list[WorkerInfo]:
     """Workers that sent a heartbeat recently and have not said goodbye."""
     stmt = sa.select(workers).where(
