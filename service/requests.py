@@ -119,8 +119,11 @@ def to_bool(value: Any) -> bool | None:
 
 
 def to_seed(value: Any) -> str | None:
+    """An int, ``"a,b"`` or (a superset) a JSON list of ints, kept as ACE-Step's text form."""
     if value is None:
         return None
+    if isinstance(value, list):
+        return ",".join(str(to_seed(v)) for v in value) or None
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, float) and value.is_integer():

@@ -288,3 +288,10 @@ def test_audio_download_headers(server: Any) -> None:
     res = server.download(item["file"])
     assert res.status_code == 200 and res.headers["content-type"] == "audio/mpeg"
     assert item["url"] == item["file"]  # Gradio-style clients read ``url`` first
+
+
+@pytest.mark.parametrize("seed", ("8,9", [8, 9], " 8 , 9 "))
+def test_seed_list_forms(server: Any, seed: Any) -> None:
+    fields = {"prompt": "two seeds", "use_random_seed": False, "seed": seed}
+    items = _succeeded(server, server.release(fields | {"audio_duration": 2, "batch_size": 2}))
+    assert [i["seed_value"] for i in items] == ["8,9", "8,9"]
