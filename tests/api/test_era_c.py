@@ -295,3 +295,31 @@ def test_seed_list_forms(server: Any, seed: Any) -> None:
     fields = {"prompt": "two seeds", "use_random_seed": False, "seed": seed}
     items = _succeeded(server, server.release(fields | {"audio_duration": 2, "batch_size": 2}))
     assert [i["seed_value"] for i in items] == ["8,9", "8,9"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/vnd.api+json", b'{"prompt": "plus json", "audio_duration": 2}'),
+        ("application/json; charset=utf-8", b'{"prompt": "plus json", "audio_duration": 2}'),
+        (None, b'  {"prompt": "plus json", "audio_duration": 2}'),
+        ("text/plain", b'{"prompt": "plus json", "audio_duration": 2}'),
+        (None, b"prompt=plus+json&audio_duration=2"),
+    ],
+)
+def test_content_type_dispatch(server: Any, content_type: str | None, body: bytes) -> None:
+    """``+json`` and charset suffixes; a JSON or k=v body with no (or another) content type."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    res = server.client.post("/release_task", content=body, headers=headers)
+    assert res.status_code == 200, res.text
+    entry, items = server.wait_task(res.json()["data"]["task_id"])
+    assert entry["status"] == 1 and items[0]["prompt"] == "plus json"
+    assert items[0]["metas"]["duration"] == 2.0
+
+
+def test_upload_beats_the_path_field(server: Any, source_wav: Any) -> None:
+    """An uploaded file overrides the ``*_path`` text field (spec §4.1)."""
+    fields = {"task_type": "cover", "src_audio_path": "/etc/hostname", **TINY}
+    files = {"src_audio": ("song.wav", source_wav.read_bytes(), "audio/wav")}
+    entry, _ = server.wait_task(server.release(fields, "multipart", files=files))
+    assert entry["status"] == 1
