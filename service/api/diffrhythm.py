@@ -394,9 +394,9 @@ async def download(request: Request) -> Response:
     if job.status != "succeeded" or job.result is None:
         raise BadRequest(f"Task is not completed (status: {STATUS_NAMES.get(job.status)})")
     paths = result_paths(state.settings, job.result)
-    if not paths or not paths[0].is_file():
+    if not paths:
         raise NotFound("Output file not found")
-    path = paths[0]
+    path = await state.output_file(str(paths[0]))  # fetched from shared storage when needed
     media_type = MEDIA_TYPES.get(path.suffix.lstrip(".").lower(), "application/octet-stream")
     return FileResponse(path, media_type=media_type, filename=f"{job.job_id}{path.suffix}")
 
