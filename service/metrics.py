@@ -10,13 +10,14 @@ run in other processes and several API processes may share one database.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import (
     GaugeMetricFamily,
     Metric,
@@ -41,12 +42,15 @@ RECENT_JOBS = 500  # most recently started jobs summarised by the duration and c
 MAX_WORKERS_SHOWN = 200  # worker rows exported (a fleet rarely has more; caps cardinality)
 QUANTILES = (0.5, 0.9, 0.99)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
+# The classic text format: what every Prometheus (2.x and 3.x) and agent parses.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED_ROUTE = "<unmatched>"  # 404s: one label value, not one per probed path
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank quantile of an already sorted, non-empty sequence."""
-    index = min(len(sorted_values) - 1, max(0, round(q * len(sorted_values) + 0.5) - 1))
+    rank = math.ceil(q * len(sorted_values) - 1e-9)  # the epsilon: 0.99 * 100 is 99.000...01
+    index = min(len(sorted_values) - 1, max(0, rank - 1))
     return sorted_values[index]
 
 
@@ -273,7 +277,7 @@ async def metrics_endpoint(request: Request) -> Response:
     state = app_state(request)
     require_header(state.settings, request)
     metrics: Metrics = request.app.state.metrics
-    return Response(await metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(await metrics.render(), media_type=CONTENT_TYPE)
 
 
 routes = [Route("/metrics", metrics_endpoint, methods=["GET"])]
