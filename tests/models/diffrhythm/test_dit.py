@@ -169,3 +169,20 @@ def test_too_many_frames_is_refused() -> None:
     model = DiffRhythmModel(DiTConfig.from_name("tiny", max_frames=8)).eval()
     with pytest.raises(AssertionError, match="9 frames > max_frames 8"):
         model.embed_text(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_llama_block_matches_transformers_bidirectional_layer() -> None:
+    """Fixture: a transformers 4.57 ``LlamaDecoderLayer`` called as upstream calls it (sdpa with an
+    all-zero 4-D mask, hence bidirectional), its weights, input and output."""
+    from safetensors.torch import load_file
+
+    from models.diffrhythm.dit import LlamaBlock, rope_tables
+
+    data = load_file(str(FIXTURES / "llama_block_parity.safetensors"))
+    block = LlamaBlock(DiTConfig.from_name("tiny", dim=64, heads=4, ff_mult=2)).eval()
+    block.load_state_dict({k.removeprefix("block."): v for k, v in data.items() if "." in k})
+    x = data["input"]
+    cos, sin = rope_tables(x.shape[1], 16, 10000.0, x.device, fp16=False)
+    with torch.no_grad():
+        out = block(x, cos, sin)
+    torch.testing.assert_close(out, data["output"], rtol=1e-5, atol=1e-5)
