@@ -167,8 +167,9 @@ def _params(fields: dict[str, Any], kind: type[P]) -> P:
     try:
         return msgspec.convert(text, kind, strict=False)
     except msgspec.ValidationError as exc:
-        found = re.search(r"\$\.(\w+)", str(exc))
-        hint = FIELD_HINTS.get(found.group(1) if found else "", "invalid parameter")
+        found = re.search(r"\$\.(\w+)|field `(\w+)`", str(exc))
+        name = (found.group(1) or found.group(2)) if found else ""
+        hint = FIELD_HINTS.get(name, "invalid parameter")
         raise BadRequest(f"{hint} ({exc})") from exc
 
 
