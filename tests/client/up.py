@@ -67,16 +67,21 @@ class Up:
 
 @contextmanager
 def songqueue_up(
-    home: Path, *, api_key: str | None = None, steps: int = 4, step_seconds: float = 0.05
+    home: Path,
+    *,
+    api_key: str | None = None,
+    steps: int = 4,
+    step_seconds: float = 0.05,
+    engine: str = TIMED,
 ) -> Iterator[Up]:
-    """``songqueue up`` with one TimedEngine worker; stopped with SIGTERM at the end."""
+    """``songqueue up`` with one worker (TimedEngine unless told); SIGTERM at the end."""
     port = free_port()
     env = {"SONGQUEUE_TEST_STEPS": str(steps), "SONGQUEUE_TEST_STEP_SECONDS": str(step_seconds)}
     if api_key is not None:
         env["SONGQUEUE_API_KEY"] = api_key
     log = home.parent / f"{home.name}-up.log"
     proc = songqueue(
-        ["up", "--port", str(port), "--engine", TIMED], process_env(home, **env), log
+        ["up", "--port", str(port), "--engine", engine], process_env(home, **env), log
     )
     up = Up(f"http://127.0.0.1:{port}", home, api_key, log)
     try:
