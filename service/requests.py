@@ -293,6 +293,11 @@ def _lm_notes(values: dict[str, Any]) -> list[str]:
                 f"{flag} requested: songqueue has no ACE-Step language model, "
                 "so the caption and lyrics were used as given"
             )
+    for flag in ("use_cot_caption", "use_cot_language"):
+        if values.get(flag):  # only when the client sent it: both default to true upstream
+            notes.append(
+                f"{flag} requested: skipped, as ACE-Step does when its language model is off"
+            )
     if values.get("sample_query") and not values.get("prompt"):
         notes.append("sample_query used as the caption")
     return notes

@@ -241,6 +241,7 @@ def test_lm_flags_are_accepted_and_noted(server: Any) -> None:
     (item,) = _succeeded(server, task_id)
     info = item["generation_info"]
     assert "thinking requested" in info and "use_format requested" in info
+    assert "use_cot_caption requested" in info and "use_cot_language" not in info
     assert item["lm_model"] is None
 
 
@@ -304,7 +305,7 @@ def test_seed_list_forms(server: Any, seed: Any) -> None:
         ("application/json; charset=utf-8", b'{"prompt": "plus json", "audio_duration": 2}'),
         (None, b'  {"prompt": "plus json", "audio_duration": 2}'),
         ("text/plain", b'{"prompt": "plus json", "audio_duration": 2}'),
-        (None, b"prompt=plus+json&audio_duration=2"),
+        (None, b"prompt=plus+json&audio_duration=2&batch_size=1"),
     ],
 )
 def test_content_type_dispatch(server: Any, content_type: str | None, body: bytes) -> None:
