@@ -10,7 +10,8 @@ The only module that chooses device and dtype. Spec §1 (text2music), §2.1 (rep
 * style: ``reference`` audio, else the ``caption`` (with bpm and key appended), else for a cover
   the source itself. ``seeds`` -> one noise generator per track.
 * repaint: the source latents are the in-context condition, ``repaint_start..end`` is generated,
-  every other frame is copied bit-exactly from the encoded source.
+  every other frame is copied bit-exactly from the encoded source. The output has the source's
+  length (or runs to ``repaint_end`` when that is later: the padding is generated).
 * cover: start at flow time ``t0 = t[int(steps * strength * 0.7)]`` from the source latents.
 """
 
