@@ -80,8 +80,8 @@ class StepReporter:
         if self.worker.stopping:
             raise WorkerStopping()
         self.loop.call_soon_threadsafe(self.worker.events.step.set)
-        if done < total and self.last_step - self._last_write < PROGRESS_WRITE_INTERVAL:
-            return
+        if done >= total or self.last_step - self._last_write < PROGRESS_WRITE_INTERVAL:
+            return  # the last step is recorded by the "encoding" write that follows it
         self._last_write = self.last_step
         cancel = asyncio.run_coroutine_threadsafe(
             self.worker.renew(self.claimed, done, total, "generating"), self.loop
@@ -229,7 +229,8 @@ class Worker:
                 self._executor, run_task, self.engine, spec, reporter
             )
             steps_seconds = reporter.last_step - reporter.started
-            await self.renew(claimed, total, total, "encoding")
+            if await self.renew(claimed, total, total, "encoding"):
+                raise JobCancelled()
             files = await loop.run_in_executor(
                 self._executor, write_tracks, self.settings, job.job_id, job.request, tracks,
                 self.store,
