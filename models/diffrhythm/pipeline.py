@@ -78,6 +78,7 @@ FULL_MAX_SECONDS = FULL_MAX_FRAMES / FRAME_RATE  # 285.33
 FULL_MIN_SECONDS = 96  # the full model was run for 96..285 s upstream
 COVER_MAX_START = 0.7  # t0 at strength 1; below 1 so the output is not the source (spec §2.4)
 MAX_STEPS = 200
+ENGLISH_OR_UNSET = ("en", "", "unknown", "auto")
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 
@@ -129,12 +130,18 @@ class DiffRhythmEngine:
 
     @classmethod
     def from_directory(
-        cls, models_dir: Path, device: str | None = None, *, dtype: str | None = None
+        cls,
+        models_dir: Path,
+        device: str | None = None,
+        *,
+        dtype: str | None = None,
+        sway_coef: float | None = None,
     ) -> DiffRhythmEngine:
         """Load everything from a models directory laid out as ``weights.check`` expects.
 
         ``device`` defaults to CUDA when available; ``dtype`` (fp16, bf16, fp32) defaults to fp16
-        on CUDA (as upstream) and fp32 on CPU.
+        on CUDA (as upstream) and fp32 on CPU. ``sway_coef`` (e.g. -1.0) turns on sway sampling,
+        which upstream leaves off.
         """
         models_dir = Path(models_dir)
         missing = weights.check(models_dir)
@@ -160,7 +167,9 @@ class DiffRhythmEngine:
         style = load_style_encoder(models_dir, dev)
         negative = load_negative_style(models_dir / weights.NEGATIVE_STYLE_FILE)
         g2p = EspeakG2P.from_file(models_dir / weights.VOCAB_FILE)
-        return cls(dits, vae, style, negative, g2p, device=dev, dtype=torch_dtype)
+        return cls(
+            dits, vae, style, negative, g2p, device=dev, dtype=torch_dtype, sway_coef=sway_coef
+        )
 
     # ------------------------------------------------------------------ planning
 
@@ -243,6 +252,10 @@ class DiffRhythmEngine:
             raise EngineInputError(str(exc)) from exc
 
     def _lyric_tokens(self, spec: GenerationSpec, plan: Plan) -> torch.Tensor:
+        if spec.lyrics.strip() and spec.vocal_language not in ENGLISH_OR_UNSET:
+            log.warning(
+                "vocal_language %r: DiffRhythm's g2p here is English only", spec.vocal_language
+            )
         try:
             lines = timed_lines(spec.lyrics, plan.seconds, spec.bpm)
             placed = place_lyrics(
