@@ -13,6 +13,8 @@ Swagger UI and ReDoc come from the ``openapi-ui-bundles`` package and are served
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +39,16 @@ ASSETS = {  # served name -> (openapi_ui_bundles module, file)
     "swagger-ui.css": ("swagger_ui", "swagger-ui.css"),
     "favicon-32x32.png": ("swagger_ui", "favicon-32x32.png"),
     "redoc.standalone.js": ("redoc", "redoc.standalone.js"),
+    "logo-mini.svg": ("redoc", "logo-mini.svg"),
 }
-ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+ASSET_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+# ReDoc's footer logo is fetched from its CDN; the bundle ships the same file, served locally.
+REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 ASSET_MAX_AGE = 86400  # seconds browsers may cache an asset
 
 T = TypeVar("T")
@@ -52,13 +62,18 @@ class ErrorDetail(msgspec.Struct):
     detail: str
 
 
-UploadedFile = Annotated[
-    str,
-    msgspec.Meta(
-        description="A file upload (multipart/form-data).",
-        extra_json_schema={"format": "binary", "contentMediaType": "application/octet-stream"},
-    ),
-]
+FILE_SCHEMA = {"format": "binary", "contentMediaType": "application/octet-stream"}
+
+
+def upload(description: str) -> Any:
+    """A multipart file part, shown as a file picker by Swagger UI."""
+    return Annotated[str, msgspec.Meta(description=description, extra_json_schema=FILE_SCHEMA)]
+
+
+UploadedFile = upload("A file upload (multipart/form-data).")
+LrcFile = upload("Lyrics file in .lrc format: lines start with [mm:ss.xx] time tags.")
+RefAudioFile = upload("Reference audio file for style; give this or ref_prompt, not both.")
+RefSongFile = upload("The song to edit (wav, mp3, flac, ogg).")
 
 
 class Envelope(msgspec.Struct, Generic[T], kw_only=True):
@@ -106,8 +121,8 @@ AceStepRequest = msgspec.defstruct(
 AceStepUpload = msgspec.defstruct(
     "AceStepUpload",
     [
-        ("src_audio", UploadedFile | None, None),
-        ("reference_audio", UploadedFile | None, None),
+        ("src_audio", upload("Source song (cover, repaint)") | None, None),
+        ("reference_audio", upload("Style reference audio") | None, None),
     ],
     bases=(AceStepRequest,),
     kw_only=True,
@@ -361,16 +376,16 @@ class ChatCompletion(msgspec.Struct, kw_only=True):
 class DiffRhythmGenerateForm(dr.GenerateParams, kw_only=True):
     """``POST /api/generate``: exactly one of ``ref_audio`` and ``ref_prompt``."""
 
-    lyrics: UploadedFile
-    ref_audio: UploadedFile | None = None
+    lyrics: LrcFile
+    ref_audio: RefAudioFile | None = None
 
 
 class DiffRhythmEditForm(dr.EditParams, kw_only=True):
     """``POST /api/edit``: the song to edit, the segments, and one style reference."""
 
-    lyrics: UploadedFile
-    ref_song: UploadedFile
-    ref_audio: UploadedFile | None = None
+    lyrics: LrcFile
+    ref_song: RefSongFile
+    ref_audio: RefAudioFile | None = None
 
 
 # --- operations ---------------------------------------------------------------------------
@@ -790,7 +805,8 @@ SWAGGER_HTML = """<!doctype html>
 <body><div id="swagger-ui"></div>
 <script src="{p}/docs/assets/swagger-ui-bundle.js"></script>
 <script>window.ui = SwaggerUIBundle({{url: "{p}/openapi.json", dom_id: "#swagger-ui",
-deepLinking: true, presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout"}});</script>
+deepLinking: true, validatorUrl: null, presets: [SwaggerUIBundle.presets.apis],
+layout: "BaseLayout"}});</script>
 </body></html>
 """
 REDOC_HTML = """<!doctype html>
@@ -829,13 +845,23 @@ def asset_path(name: str) -> Path:
     return Path(getattr(openapi_ui_bundles, module).static_path) / filename
 
 
+@functools.cache
+def _redoc_bundle(prefix: str) -> bytes:
+    """ReDoc's bundle with its one CDN URL pointed at our copy of the logo."""
+    raw = asset_path("redoc.standalone.js").read_bytes()
+    return raw.replace(REDOC_CDN_LOGO, f"{prefix}/docs/assets/logo-mini.svg".encode())
+
+
 async def asset(request: Request) -> Response:
-    path = asset_path(request.path_params["name"])
-    return FileResponse(
-        path,
-        media_type=ASSET_TYPES.get(path.suffix, "application/octet-stream"),
-        headers={"Cache-Control": f"public, max-age={ASSET_MAX_AGE}"},
-    )
+    """A Swagger UI or ReDoc file from the installed package (cacheable for a day)."""
+    name = request.path_params["name"]
+    path = asset_path(name)
+    media_type = ASSET_TYPES.get(path.suffix, "application/octet-stream")
+    headers = {"Cache-Control": f"public, max-age={ASSET_MAX_AGE}"}
+    if name == "redoc.standalone.js":
+        body = await asyncio.to_thread(_redoc_bundle, _prefix(request))
+        return Response(body, media_type=media_type, headers=headers)
+    return FileResponse(path, media_type=media_type, headers=headers)
 
 
 routes = [
