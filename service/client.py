@@ -195,19 +195,21 @@ def generate(client: httpx.Client, args: argparse.Namespace, console: Console) -
         TimeElapsedColumn(),
         TextColumn("{task.description}"),
     )
-    last_status = created.get("status")
+    last = (created.get("status"), created.get("queue_position"))
     try:
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("submitted", total=1.0, state="queued")
             while True:
                 job = get_job(client, job_id)
-                if job["status"] != last_status:
-                    last_status = job["status"]
+                where = (job["status"], job.get("queue_position"))
+                if where != last and job["status"] not in FINISHED:
+                    last = where  # a line per move in the queue and per state: readable logs
                     progress.console.print(f"job {job_id} {describe(job)}")
                 done = job["status"] == "succeeded"
                 progress.update(
                     task,
-                    completed=1.0 if done else float(job.get("progress") or 0.0),
+                    # below 1 until done: rich stops the elapsed clock at a full bar
+                    completed=1.0 if done else min(float(job.get("progress") or 0.0), 0.99),
                     description="" if job["status"] in FINISHED else describe(job),
                     state="cancelled" if job.get("cancelled") else job["status"],
                 )
