@@ -192,3 +192,17 @@ def test_download_with_an_injected_fetch(tiny_dir: Path, tmp_path: Path) -> None
     weights.download(dest, full=False, style=False, fetch=fetch)
     (dest / weights.STYLE_CONFIG_FILE).write_text('{"encoder": "hashed-bow-test"}')
     assert weights.check(dest) == []
+
+
+def test_check_does_not_import_torch(tiny_dir: Path) -> None:
+    """The registry calls check() in the API process, which must stay free of torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from models.diffrhythm.weights import check; "
+        f"assert check(Path({str(tiny_dir)!r})) == []; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    root = Path(__file__).resolve().parents[3]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=60)
