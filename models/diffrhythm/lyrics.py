@@ -283,6 +283,8 @@ def place_lyrics(
     """
     inside = [line for line in lines if line.time < max_secs]
     if drop_last and inside:
+        if inside[-1].text:
+            log.info("base model: the last line %r is the end marker, not sung", inside[-1].text)
         inside = inside[:-1]
     tokens = torch.zeros(end_frame, dtype=torch.long)
     cursor = placed = dropped = 0
