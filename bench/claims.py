@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.schemas import GenerationRequest, JobResult, ResultFile  # noqa: E402
-from service.store import queue  # noqa: E402
-from service.store.db import open_database  # noqa: E402
-from service.store.migrate import upgrade  # noqa: E402
-from tests import pg  # noqa: E402
+from service.schemas import GenerationRequest, JobResult, ResultFile
+from service.store import queue
+from service.store.db import open_database
+from service.store.migrate import upgrade
+from tests import pg
 
 RESULT = JobResult(files=[ResultFile(path="x", format="wav", seed=0, duration=1.0)],
                    engine="bench", model_name="bench")

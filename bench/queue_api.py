@@ -22,9 +22,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.store.migrate import upgrade  # noqa: E402
-from service.store.tables import jobs  # noqa: E402
-from tests.processes import free_port, process_env, songqueue, stop, wait_http  # noqa: E402
+from service.store.migrate import upgrade
+from service.store.tables import jobs
+from tests.processes import free_port, process_env, songqueue, stop, wait_http
 
 WARMUP_SECONDS = 2.0
 BODY = {"caption": "lofi hip hop with piano", "audio_duration": 10, "batch_size": 1}
