@@ -274,7 +274,7 @@ async def _request_body(
         raise BadRequest("Either ref_audio or ref_prompt must be provided")
     fields: dict[str, Any] = {
         "lyrics": await read_lyrics(body),
-        "prompt": params.ref_prompt or "",
+        "prompt": (params.ref_prompt or "").strip(),
         "audio_duration": params.audio_length,
         "batch_size": params.batch_infer_num,
         "audio_format": "wav",
