@@ -99,6 +99,7 @@ def create_app(settings: Settings) -> Starlette:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            await state.batcher.close()
             await db.dispose()
 
     app = Starlette(

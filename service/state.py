@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.requests import Request
@@ -17,6 +17,7 @@ from service.requests import Body, build_submission
 from service.schemas import RUNNABLE_TASKS, GenerationRequest, Job
 from service.storage import S3Store
 from service.store import queue
+from service.store.batching import EnqueueBatcher
 from service.store.db import Database
 from service.store.eta import EtaCache
 
@@ -29,6 +30,10 @@ class AppState:
     db: Database
     etas: EtaCache
     store: S3Store | None = None  # shared object storage across hosts (service/storage.py)
+    batcher: EnqueueBatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batcher = EnqueueBatcher(self.db)
 
     async def output_file(self, raw_path: str) -> Path:
         """The local file behind a ``/v1/audio?path=`` value, fetched from the object store
@@ -65,23 +70,24 @@ class AppState:
         try:
             if not unsupported:
                 await self._share_sources(req)
-            enqueued = await queue.enqueue(
-                self.db,
-                job_id=str(uuid.uuid4()),
-                request=req,
-                duration=submission.duration,
-                api=api,
-                max_attempts=self.settings.max_attempts,
-                queue_maxsize=self.settings.queue_maxsize,
-                idempotency_key=key[:200] if key else None,
-                status="failed" if unsupported else "queued",
-                error=(
-                    f"task_type {req.task_type!r} needs ACE-Step's base model "
-                    "(track-level editing), which songqueue's engines do not have; "
-                    "supported: text2music, cover, repaint"
-                    if unsupported
-                    else None
-                ),
+            enqueued = await self.batcher.enqueue(
+                queue.NewJob(
+                    job_id=str(uuid.uuid4()),
+                    request=req,
+                    duration=submission.duration,
+                    api=api,
+                    max_attempts=self.settings.max_attempts,
+                    queue_maxsize=self.settings.queue_maxsize,
+                    idempotency_key=key[:200] if key else None,
+                    status="failed" if unsupported else "queued",
+                    error=(
+                        f"task_type {req.task_type!r} needs ACE-Step's base model "
+                        "(track-level editing), which songqueue's engines do not have; "
+                        "supported: text2music, cover, repaint"
+                        if unsupported
+                        else None
+                    ),
+                )
             )
         except BaseException:
             for path in submission.saved_files:

@@ -10,6 +10,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -65,65 +66,110 @@ class Enqueued:
     created: bool  # False: an active job with the same idempotency key already existed
 
 
-async def enqueue(
-    db: Database,
-    *,
-    job_id: str,
-    request: GenerationRequest,
-    duration: float,
-    api: str = "acestep",
-    priority: int = 0,
-    max_attempts: int = 3,
-    queue_maxsize: int | None = None,
-    idempotency_key: str | None = None,
-    status: str = "queued",
-    error: str | None = None,
-) -> Enqueued:
-    """Insert a job in one short write transaction; ``QueueFull`` when the queue is at its limit."""
-    now = time.time()
-    finished = status in FINISHED_STATUSES
-    values = {
-        "job_id": job_id,
-        "api": api,
-        "task_type": request.task_type,
-        "status": status,
-        "priority": priority,
-        "request": msgspec.json.encode(request),
-        "duration": duration,
-        "batch_size": request.batch_size,
-        "idempotency_key": idempotency_key,
-        "created_at": now,
-        "run_after": now,
-        "finished_at": now if finished else None,
-        "max_attempts": max_attempts,
-        "stage": status,
-        "error": error,
-    }
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be inserted: what ``enqueue`` and ``enqueue_many`` take."""
+
+    job_id: str
+    request: GenerationRequest
+    duration: float
+    api: str = "acestep"
+    priority: int = 0
+    max_attempts: int = 3
+    queue_maxsize: int | None = None
+    idempotency_key: str | None = None
+    status: str = "queued"
+    error: str | None = None
+
+    def values(self, now: float) -> dict[str, object]:
+        return {
+            "job_id": self.job_id,
+            "api": self.api,
+            "task_type": self.request.task_type,
+            "status": self.status,
+            "priority": self.priority,
+            "request": msgspec.json.encode(self.request),
+            "duration": self.duration,
+            "batch_size": self.request.batch_size,
+            "idempotency_key": self.idempotency_key,
+            "created_at": now,
+            "run_after": now,
+            "finished_at": now if self.status in FINISHED_STATUSES else None,
+            "max_attempts": self.max_attempts,
+            "stage": self.status,
+            "error": self.error,
+        }
+
+
+async def enqueue(db: Database, **fields: Any) -> Enqueued:
+    """Insert one job in one short write transaction (fields as in ``NewJob``).
+
+    Raises ``QueueFull`` when the queue is at its limit.
+    """
+    new = NewJob(**fields)
     try:
         async with db.write() as conn:
-            if idempotency_key is not None:
-                existing = await _active_by_key(conn, idempotency_key)
-                if existing is not None:
-                    return Enqueued(row_to_job(existing), created=False)
-            if queue_maxsize is not None and status == "queued":
-                depth = await conn.scalar(
-                    sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
-                )
-                if depth >= queue_maxsize:
-                    raise QueueFull()
-            row = (await conn.execute(jobs.insert().values(values).returning(*jobs.c))).one()
-            if status == "queued":
+            result = await _insert(conn, new)
+            if result.created and new.status == "queued":
+                await notify_new_job(conn)
+    except IntegrityError as exc:
+        return await _existing_after_race(db, new, exc)
+    return result
+
+
+async def enqueue_many(db: Database, batch: Sequence[NewJob]) -> list[Enqueued | Exception]:
+    """Insert several jobs in ONE transaction: one commit (one fsync) for all of them.
+
+    Each item gets its own outcome (a refused item, e.g. ``QueueFull``, does not stop the
+    others). This is group commit for concurrent submissions (``service/store/batching.py``).
+    """
+    outcomes: list[Enqueued | Exception] = []
+    try:
+        async with db.write() as conn:
+            for new in batch:
+                try:
+                    outcomes.append(await _insert(conn, new))
+                except QueueFull as exc:
+                    outcomes.append(exc)
+            if any(isinstance(o, Enqueued) and o.created for o in outcomes):
                 await notify_new_job(conn)
     except IntegrityError:
-        # PostgreSQL: a concurrent submission with the same key won the race.
-        if idempotency_key is None:
-            raise
-        async with db.read() as conn:
-            existing = await _active_by_key(conn, idempotency_key)
-        if existing is None:
-            raise
-        return Enqueued(row_to_job(existing), created=False)
+        # PostgreSQL: an idempotency key raced another process; the transaction is gone,
+        # so take the batch again one job at a time.
+        singles: list[Enqueued | Exception] = []
+        for new in batch:
+            try:
+                singles.append(await enqueue(db, **new.__dict__))
+            except QueueFull as exc:
+                singles.append(exc)
+        return singles
+    return outcomes
+
+
+async def _insert(conn: AsyncConnection, new: NewJob) -> Enqueued:
+    if new.idempotency_key is not None:
+        existing = await _active_by_key(conn, new.idempotency_key)
+        if existing is not None:
+            return Enqueued(row_to_job(existing), created=False)
+    if new.queue_maxsize is not None and new.status == "queued":
+        depth = await conn.scalar(
+            sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
+        )
+        if depth >= new.queue_maxsize:
+            raise QueueFull()
+    insert = jobs.insert().values(new.values(time.time())).returning(*jobs.c)
+    row = (await conn.execute(insert)).one()
     return Enqueued(row_to_job(row), created=True)
+
+
+async def _existing_after_race(db: Database, new: NewJob, exc: IntegrityError) -> Enqueued:
+    """PostgreSQL: a concurrent submission with the same idempotency key won the race."""
+    if new.idempotency_key is not None:
+        async with db.read() as conn:
+            existing = await _active_by_key(conn, new.idempotency_key)
+        if existing is not None:
+            return Enqueued(row_to_job(existing), created=False)
+    raise exc
 
 
 NEW_JOB_CHANNEL = "songqueue_jobs"

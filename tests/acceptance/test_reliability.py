@@ -60,9 +60,14 @@ def test_api_killed_mid_burst_keeps_every_acknowledged_job(settings: Settings, t
 
         await asyncio.gather(*(client_loop() for _ in range(8)))
 
-    killer = threading.Timer(1.5, lambda: api.send_signal(signal.SIGKILL))
+    def kill_mid_burst() -> None:
+        wait_until(lambda: len(acknowledged) >= 30, 60, "30 acknowledged submissions")
+        api.send_signal(signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_mid_burst)
     killer.start()
     asyncio.run(burst())
+    killer.join()
     api.wait(10)
     assert len(acknowledged) > 20
     with api_process(settings.home_path, tmp_path / "api2.log") as base2:
