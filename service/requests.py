@@ -28,6 +28,7 @@ from service.files import save_upload, validate_source_path
 from service.schemas import (
     DEFAULT_DURATION_SECONDS,
     MAX_DURATION_SECONDS,
+    MIN_DURATION_SECONDS,
     GenerationRequest,
 )
 
@@ -357,12 +358,17 @@ def _finish(values: dict[str, Any], settings: Settings, saved: list[Path]) -> Su
                 seconds = probe_duration(Path(path))
             except EngineInputError as exc:
                 raise BadRequest(f"{key}: {exc}") from exc
+            if seconds < MIN_DURATION_SECONDS:
+                raise BadRequest(
+                    f"{key}: the audio is {seconds:.3f} s long; "
+                    f"at least {MIN_DURATION_SECONDS} s is needed"
+                )
             if key == "src_audio_path":
                 source_seconds = seconds
     duration = request.audio_duration or source_seconds or DEFAULT_DURATION_SECONDS
     if request.task_type == "repaint" and request.audio_duration is None:
         duration = max(duration, request.repainting_end or 0.0)
-    duration = min(duration, MAX_DURATION_SECONDS)
+    duration = min(max(duration, MIN_DURATION_SECONDS), MAX_DURATION_SECONDS)
     request.seeds = resolve_seeds(request.use_random_seed, request.seed, request.batch_size)
     request.audio_duration = round(duration, 3)
     return Submission(request, request.audio_duration, saved)

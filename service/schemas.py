@@ -16,6 +16,7 @@ AudioFormat = Literal["mp3", "wav", "flac", "ogg"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 MAX_DURATION_SECONDS = 600.0
+MIN_DURATION_SECONDS = 0.1  # shorter sources and outputs are mistakes, not songs
 MAX_BATCH_SIZE = 8
 DEFAULT_BATCH_SIZE = 2  # ACE-Step's default: two files per task
 DEFAULT_DURATION_SECONDS = 30.0  # when a text2music client leaves the duration to us
