@@ -26,8 +26,11 @@ from service.store.db import open_database
 from service.store.migrate import upgrade
 from tests import pg
 
-RESULT = JobResult(files=[ResultFile(path="x", format="wav", seed=0, duration=1.0)],
-                   engine="bench", model_name="bench")
+RESULT = JobResult(
+    files=[ResultFile(path="x", format="wav", seed=0, duration=1.0)],
+    engine="bench",
+    model_name="bench",
+)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -45,8 +48,9 @@ async def _fill(url: str, jobs: int) -> None:
 
 async def _claimer(url: str, name: str, start_at: float) -> tuple[int, list[float]]:
     db = open_database(url)
-    await queue.register_worker(db, worker_id=name, host="bench", pid=0, engine="bench",
-                                model_name="bench")
+    await queue.register_worker(
+        db, worker_id=name, host="bench", pid=0, engine="bench", model_name="bench"
+    )
     while time.time() < start_at:
         await asyncio.sleep(0.001)
     latencies: list[float] = []
@@ -70,8 +74,10 @@ def run(url: str, jobs: int, workers: int) -> dict[str, float]:
     asyncio.run(_fill(url, jobs))
     out: mp.Queue = mp.Queue()
     start_at = time.time() + 2.0
-    procs = [mp.Process(target=_claimer_process, args=(url, f"w{i}", start_at, out))
-             for i in range(workers)]
+    procs = [
+        mp.Process(target=_claimer_process, args=(url, f"w{i}", start_at, out))
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]

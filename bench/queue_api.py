@@ -112,7 +112,8 @@ def main() -> None:
             engine.dispose()
             worker_env = process_env(home, SONGQUEUE_TEST_STEPS="1")
             worker = songqueue(
-                ["worker", "--engine", "models.testing:TimedEngine"], worker_env,
+                ["worker", "--engine", "models.testing:TimedEngine"],
+                worker_env,
                 Path(tmp) / "worker.log",
             )
             try:

@@ -1,1 +1,1 @@
-"""Everything that turns a request into audio. torch is imported only inside engines that need it."""
+"""Everything that turns a request into audio; torch is imported only by engines that need it."""

@@ -103,7 +103,7 @@ def no_progress(done: int, total: int) -> None:
 
 
 class Engine(Protocol):
-    """What the worker needs from a model. Implementations: ``models.synth``, ``models.diffrhythm``."""
+    """What the worker needs from a model (``models.synth``, ``models.diffrhythm``)."""
 
     name: str  # "synth" | "diffrhythm": keys the timing statistics
     model_name: str  # what /v1/models and results report, e.g. "synth-v1"
@@ -113,14 +113,18 @@ class Engine(Protocol):
         """How many times ``on_step`` will be called for this spec (drives progress and ETA)."""
         ...
 
-    def text2music(self, spec: GenerationSpec, on_step: StepCallback = no_progress) -> list[Track]: ...
+    def text2music(
+        self, spec: GenerationSpec, on_step: StepCallback = no_progress
+    ) -> list[Track]: ...
 
     def cover(self, spec: GenerationSpec, on_step: StepCallback = no_progress) -> list[Track]: ...
 
     def repaint(self, spec: GenerationSpec, on_step: StepCallback = no_progress) -> list[Track]: ...
 
 
-def run_task(engine: Engine, spec: GenerationSpec, on_step: StepCallback = no_progress) -> list[Track]:
+def run_task(
+    engine: Engine, spec: GenerationSpec, on_step: StepCallback = no_progress
+) -> list[Track]:
     """Dispatch a spec to the engine method for its task type."""
     match spec.task:
         case "text2music":

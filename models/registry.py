@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
+
 from models.engine import Engine
 
 ENGINE_NAMES: tuple[str, ...] = ("synth", "diffrhythm")

@@ -61,7 +61,7 @@ async def database_busy(request: Request, exc: Exception) -> Response:
 
 
 def cors_middleware(settings: Settings) -> Middleware:
-    """Localhost and ``file://`` pages by default (as upstream ACE-Step); ``CORS_ORIGINS`` adds more."""
+    """Localhost and ``file://`` pages by default (as upstream); ``CORS_ORIGINS`` adds more."""
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if "*" in origins:
         return Middleware(

@@ -85,7 +85,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def __post_init__(self) -> None:
         self.home = str(Path(self.home).expanduser().absolute())
         if self.engine not in ("auto", "synth", "diffrhythm") and ":" not in self.engine:
-            raise ValueError(f"engine must be auto, synth, diffrhythm or module:Class, got {self.engine!r}")
+            raise ValueError(
+                f"engine must be auto, synth, diffrhythm or module:Class, got {self.engine!r}"
+            )
 
     @property
     def database(self) -> str:

@@ -1,4 +1,4 @@
-"""songqueue's exceptions. Each docstring is its default message; the API maps them to statuses once."""
+"""songqueue's exceptions. Each docstring is its default message; the API maps each to a status."""
 
 from __future__ import annotations
 

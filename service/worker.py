@@ -10,6 +10,7 @@ lease was lost, or the worker is stopping (then the job goes back to the queue u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -32,11 +33,11 @@ from service.config import Settings
 from service.errors import JobCancelled, LeaseLost, WorkerStopping
 from service.files import job_output_dir
 from service.schemas import GenerationRequest, JobResult, ResultFile
+from service.storage import S3Store, open_object_store
 from service.store import queue
 from service.store.db import Database, DatabaseBusy
-from service.storage import S3Store, open_object_store
-from service.store.queue import NEW_JOB_CHANNEL
 from service.store.eta import TimingSample, record_sample
+from service.store.queue import NEW_JOB_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -193,10 +194,8 @@ class Worker:
         """Return when the database changed, CLAIM_INTERVAL passed, or stop() was called."""
         deadline = time.monotonic() + CLAIM_INTERVAL
         while not self.stopping and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), WAKE_POLL_INTERVAL)
-            except TimeoutError:
-                pass
             if await changed():  # type: ignore[misc]
                 return
 
@@ -232,7 +231,12 @@ class Worker:
             if await self.renew(claimed, total, total, "encoding"):
                 raise JobCancelled()
             files = await loop.run_in_executor(
-                self._executor, write_tracks, self.settings, job.job_id, job.request, tracks,
+                self._executor,
+                write_tracks,
+                self.settings,
+                job.job_id,
+                job.request,
+                tracks,
                 self.store,
             )
             seconds = time.perf_counter() - started
@@ -379,9 +383,7 @@ def build_spec(
     """The engine's view of a request: sources decoded, defaults resolved."""
     rate = engine.sample_rate
     source = _load_source(request.src_audio_path, request.src_audio_key, rate, store)
-    reference = _load_source(
-        request.reference_audio_path, request.reference_audio_key, rate, store
-    )
+    reference = _load_source(request.reference_audio_path, request.reference_audio_key, rate, store)
     return GenerationSpec(
         task=request.task_type,  # type: ignore[arg-type]
         caption=request.prompt,

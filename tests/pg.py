@@ -18,8 +18,8 @@ PG_URL = os.environ.get("SONGQUEUE_TEST_PG_URL", DEFAULT_PG_URL)
 
 
 def _dsn(url: str) -> str:
-    return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(
-        hide_password=False
+    return (
+        sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
 
 

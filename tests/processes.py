@@ -35,7 +35,10 @@ def songqueue(args: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
     """``python -m service ARGS`` with output to ``log``."""
     out = log.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "service", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "service", *args],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
         cwd=Path(__file__).resolve().parent.parent,
     )
 

@@ -49,7 +49,7 @@ def sqlite_path(url: str) -> Path | None:
 
 @dataclass
 class Database:
-    """The engines of one process. ``write()`` and ``read()`` hand out connections in a transaction."""
+    """The engines of one process; ``write()`` and ``read()`` hand out transactions."""
 
     url: str
     writer: AsyncEngine

@@ -409,7 +409,7 @@ async def fail(
 
 
 async def release(db: Database, claimed: Claimed) -> None:
-    """Give a running job back to the queue untouched (worker shutdown): the attempt is not counted."""
+    """Give a running job back to the queue (worker shutdown); the attempt is not counted."""
     stmt = (
         jobs.update()
         .where(_fenced(claimed.job.job_id, claimed.lease_token))
@@ -615,7 +615,13 @@ async def list_workers(db: Database) -> list[WorkerInfo]:
 
 def _worker_info(r: Row) -> WorkerInfo:
     return WorkerInfo(
-        r.worker_id, r.host, r.pid, r.engine, r.model_name, r.heartbeat_at, r.jobs_done,
+        r.worker_id,
+        r.host,
+        r.pid,
+        r.engine,
+        r.model_name,
+        r.heartbeat_at,
+        r.jobs_done,
         r.current_job,
     )
 

@@ -1,4 +1,4 @@
-"""SQLAlchemy Core tables: the schema that the Alembic migrations build (the ``schema.sql`` of songqueue).
+"""SQLAlchemy Core tables: the schema the Alembic migrations build (songqueue's ``schema.sql``).
 
 Times are epoch seconds (floats) written by Python so SQLite and PostgreSQL agree.
 """

@@ -1,4 +1,4 @@
-"""Real processes: many workers sharing the queue, kill -9 mid-job, API restarts, ``songqueue up``."""
+"""Real processes: workers sharing the queue, kill -9 mid-job, API restarts, ``songqueue up``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from service.store import queue
 from service.store.db import Database
 from service.store.tables import jobs, workers
 from tests.conftest import submit
-from tests.store.test_queue import a_result
 from tests.processes import (
     api_process,
     free_port,
@@ -28,6 +27,7 @@ from tests.processes import (
     wait_http,
     wait_until,
 )
+from tests.store.test_queue import a_result
 
 pytestmark = pytest.mark.slow
 TIMED = "models.testing:TimedEngine"
@@ -61,7 +61,9 @@ async def test_two_worker_processes_share_500_jobs_without_double_claims(
     ]
     try:
         await asyncio.to_thread(
-            wait_until, lambda: counts(settings.database) == {"succeeded": 500}, 180,
+            wait_until,
+            lambda: counts(settings.database) == {"succeeded": 500},
+            180,
             "500 jobs to succeed",
         )
     finally:
@@ -79,7 +81,9 @@ async def test_worker_killed_mid_job_is_reclaimed_and_finished_once(
 ) -> None:
     job = (await submit(db, audio_duration=0.5, audio_format="wav")).job
     env = process_env(
-        settings.home_path, SONGQUEUE_LEASE_SECONDS="2", SONGQUEUE_TEST_STEPS="20",
+        settings.home_path,
+        SONGQUEUE_LEASE_SECONDS="2",
+        SONGQUEUE_TEST_STEPS="20",
         SONGQUEUE_TEST_STEP_SECONDS="0.1",
     )
     first = songqueue(["worker", "--engine", TIMED], env, tmp_path / "first.log")
@@ -94,7 +98,9 @@ async def test_worker_killed_mid_job_is_reclaimed_and_finished_once(
     second = songqueue(["worker", "--engine", TIMED], env, tmp_path / "second.log")
     try:
         await asyncio.to_thread(
-            wait_until, lambda: counts(settings.database) == {"succeeded": 1}, 60,
+            wait_until,
+            lambda: counts(settings.database) == {"succeeded": 1},
+            60,
             "the job to be re-claimed and finished",
         )
     finally:
@@ -102,8 +108,10 @@ async def test_worker_killed_mid_job_is_reclaimed_and_finished_once(
     assert time.monotonic() - killed_at >= 1.0  # not before the 2 s lease could expire
     after = await queue.get_job(db, job.job_id)
     assert after.attempts == 2 and after.result is not None
-    done = {r.worker_id: r.jobs_done for r in sync_rows(
-        settings.database, sa.select(workers.c.worker_id, workers.c.jobs_done))}
+    done = {
+        r.worker_id: r.jobs_done
+        for r in sync_rows(settings.database, sa.select(workers.c.worker_id, workers.c.jobs_done))
+    }
     assert sorted(done.values()) == [0, 1]  # finished exactly once, by the second worker
     assert done[after.worker_id] == 1
     assert (settings.outputs_dir / after.result.files[0].path).is_file()
@@ -113,8 +121,9 @@ async def test_api_restart_loses_nothing(settings: Settings, db: Database, tmp_p
     states = {}
     for status in ("succeeded", "failed", "running", "cancelled", "queued"):
         states[(await submit(db)).job.job_id] = status
-    claimed = [await queue.claim(db, worker_id="w", engine="timed", lease_seconds=60)
-               for _ in range(3)]  # the first three, in submission order
+    claimed = [
+        await queue.claim(db, worker_id="w", engine="timed", lease_seconds=60) for _ in range(3)
+    ]  # the first three, in submission order
     done, failed, _running = claimed
     await queue.complete(db, done, a_result())  # type: ignore[arg-type]
     await queue.fail(db, failed, "boom", retryable=False, backoff_base=0)  # type: ignore[arg-type]
@@ -127,8 +136,9 @@ async def test_api_restart_loses_nothing(settings: Settings, db: Database, tmp_p
         async def burst() -> None:
             async with httpx.AsyncClient(base_url=base, timeout=10) as client:
                 for _ in range(40):
-                    r = await client.post("/v1/music/generate", json={"caption": "x",
-                                                                       "audio_duration": 1})
+                    r = await client.post(
+                        "/v1/music/generate", json={"caption": "x", "audio_duration": 1}
+                    )
                     assert r.status_code == 200
                     acknowledged.append(r.json()["job_id"])
 
@@ -150,8 +160,12 @@ def test_up_serves_the_readme_flow_and_stops_cleanly(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base, timeout=60)
-        body = {"caption": "upbeat funk with bass and drums", "audio_duration": 12,
-                "batch_size": 1, "audio_format": "wav"}
+        body = {
+            "caption": "upbeat funk with bass and drums",
+            "audio_duration": 12,
+            "batch_size": 1,
+            "audio_format": "wav",
+        }
         job_id = httpx.post(f"{base}/v1/music/generate", json=body).json()["job_id"]
         job: dict = {}
 

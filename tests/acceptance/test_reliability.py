@@ -35,14 +35,17 @@ pytestmark = pytest.mark.slow
 TIMED = "models.testing:TimedEngine"
 
 
-def test_api_killed_mid_burst_keeps_every_acknowledged_job(settings: Settings, tmp_path: Path) -> None:
+def test_api_killed_mid_burst_keeps_every_acknowledged_job(
+    settings: Settings, tmp_path: Path
+) -> None:
     from service.store.migrate import upgrade
 
     upgrade(settings.database)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    api = songqueue(["serve", "--port", str(port)], process_env(settings.home_path),
-                    tmp_path / "api.log")
+    api = songqueue(
+        ["serve", "--port", str(port)], process_env(settings.home_path), tmp_path / "api.log"
+    )
     acknowledged: list[str] = []
     wait_http(base)
 
@@ -51,8 +54,9 @@ def test_api_killed_mid_burst_keeps_every_acknowledged_job(settings: Settings, t
             async with httpx.AsyncClient(base_url=base, timeout=5) as client:
                 while True:
                     try:
-                        r = await client.post("/v1/music/generate",
-                                              json={"caption": "burst", "audio_duration": 1})
+                        r = await client.post(
+                            "/v1/music/generate", json={"caption": "burst", "audio_duration": 1}
+                        )
                     except httpx.HTTPError:
                         return  # the server died under us
                     if r.status_code == 200:
@@ -71,8 +75,7 @@ def test_api_killed_mid_burst_keeps_every_acknowledged_job(settings: Settings, t
     api.wait(10)
     assert len(acknowledged) > 20
     with api_process(settings.home_path, tmp_path / "api2.log") as base2:
-        missing = [j for j in acknowledged
-                   if httpx.get(f"{base2}/v1/jobs/{j}").status_code != 200]
+        missing = [j for j in acknowledged if httpx.get(f"{base2}/v1/jobs/{j}").status_code != 200]
     assert missing == []
 
 
@@ -96,8 +99,11 @@ def test_killed_while_writing_never_leaves_a_truncated_file(tmp_path: Path) -> N
     dest = tmp_path / "song.flac"
     rng = random.Random(1)
     for _ in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(dest)],
-                                stdout=subprocess.PIPE, cwd=Path(__file__).parents[2])
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(dest)],
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).parents[2],
+        )
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
         time.sleep(rng.uniform(0.05, 0.6))
         proc.send_signal(signal.SIGKILL)
@@ -113,8 +119,9 @@ async def test_sigterm_drains_a_worker_and_requeues_its_job(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
     job = (await submit(db)).job
-    env = process_env(settings.home_path, SONGQUEUE_TEST_STEPS="200",
-                      SONGQUEUE_TEST_STEP_SECONDS="0.05")
+    env = process_env(
+        settings.home_path, SONGQUEUE_TEST_STEPS="200", SONGQUEUE_TEST_STEP_SECONDS="0.05"
+    )
     worker = songqueue(["worker", "--engine", TIMED], env, tmp_path / "worker.log")
 
     async def running() -> None:
@@ -136,10 +143,13 @@ async def test_many_workers_never_claim_a_job_twice(
     for _ in range(jobs):
         await submit(db, audio_duration=0.02, audio_format="wav")
     # NORMAL: this test is about claim exclusivity, not power-loss durability
-    env = process_env(settings.home_path, SONGQUEUE_TEST_STEPS="1",
-                      SONGQUEUE_SQLITE_SYNCHRONOUS="NORMAL")
-    procs = [songqueue(["worker", "--engine", TIMED], env, tmp_path / f"w{i}.log")
-             for i in range(workers)]
+    env = process_env(
+        settings.home_path, SONGQUEUE_TEST_STEPS="1", SONGQUEUE_SQLITE_SYNCHRONOUS="NORMAL"
+    )
+    procs = [
+        songqueue(["worker", "--engine", TIMED], env, tmp_path / f"w{i}.log")
+        for i in range(workers)
+    ]
 
     async def done() -> None:
         while await queue.counts_by_status(db) != {"succeeded": jobs}:
@@ -161,8 +171,9 @@ def test_locked_database_gives_503_with_retry_after(settings: Settings, tmp_path
 
     upgrade(settings.database)
     db_file = settings.home_path / "songqueue.db"
-    with api_process(settings.home_path, tmp_path / "api.log",
-                     SONGQUEUE_BUSY_TIMEOUT_MS="300") as base:
+    with api_process(
+        settings.home_path, tmp_path / "api.log", SONGQUEUE_BUSY_TIMEOUT_MS="300"
+    ) as base:
         holder = sqlite3.connect(db_file, isolation_level=None, check_same_thread=False)
         holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         try:
@@ -187,13 +198,19 @@ def test_idempotency_key_over_http(settings: Settings, tmp_path: Path) -> None:
 
     upgrade(settings.database)
     with api_process(settings.home_path, tmp_path / "api.log") as base:
+
         async def twenty() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-                return await asyncio.gather(*(
-                    client.post("/v1/music/generate", json={"caption": "once"},
-                                headers={"Idempotency-Key": "abc-123"})
-                    for _ in range(20)
-                ))
+                return await asyncio.gather(
+                    *(
+                        client.post(
+                            "/v1/music/generate",
+                            json={"caption": "once"},
+                            headers={"Idempotency-Key": "abc-123"},
+                        )
+                        for _ in range(20)
+                    )
+                )
 
         responses = asyncio.run(twenty())
     assert {r.status_code for r in responses} == {200}

@@ -25,8 +25,11 @@ from tests.processes import free_port, process_env, songqueue, stop, wait_http, 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 JOBS = 200
 BUCKET = "songqueue-test"
-AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-       "AWS_DEFAULT_REGION": "us-east-1"}
+AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @pytest.fixture
@@ -38,7 +41,9 @@ def s3_endpoint(tmp_path: Path) -> Iterator[str]:
     log = (tmp_path / "moto.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**process_env(tmp_path), **AWS},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**process_env(tmp_path), **AWS},
     )
     endpoint = f"http://127.0.0.1:{port}"
 
@@ -50,8 +55,13 @@ def s3_endpoint(tmp_path: Path) -> Iterator[str]:
 
     try:
         wait_until(answering, 30, "moto's S3 server")
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         client.create_bucket(Bucket=BUCKET)
         yield endpoint
     finally:
@@ -70,32 +80,49 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def test_api_and_two_workers_share_postgres_and_s3(
     tmp_path: Path, s3_endpoint: str, pg_url: str
 ) -> None:
-    shared = {"SONGQUEUE_DATABASE_URL": pg_url, "SONGQUEUE_S3_BUCKET": BUCKET,
-              "SONGQUEUE_S3_ENDPOINT_URL": s3_endpoint, "SONGQUEUE_QUEUE_MAXSIZE": "1000",
-              "SONGQUEUE_TEST_STEPS": "1", **AWS}
+    shared = {
+        "SONGQUEUE_DATABASE_URL": pg_url,
+        "SONGQUEUE_S3_BUCKET": BUCKET,
+        "SONGQUEUE_S3_ENDPOINT_URL": s3_endpoint,
+        "SONGQUEUE_QUEUE_MAXSIZE": "1000",
+        "SONGQUEUE_TEST_STEPS": "1",
+        **AWS,
+    }
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    api = songqueue(["serve", "--port", str(port)], process_env(tmp_path / "api", **shared),
-                    tmp_path / "api.log")
+    api = songqueue(
+        ["serve", "--port", str(port)],
+        process_env(tmp_path / "api", **shared),
+        tmp_path / "api.log",
+    )
     workers = [
-        songqueue(["worker", "--engine", "models.testing:TimedEngine"],
-                  process_env(tmp_path / f"host{i}", **shared), tmp_path / f"worker{i}.log")
+        songqueue(
+            ["worker", "--engine", "models.testing:TimedEngine"],
+            process_env(tmp_path / f"host{i}", **shared),
+            tmp_path / f"worker{i}.log",
+        )
         for i in range(2)
     ]
     try:
         wait_http(base)
         with httpx.Client(base_url=base, timeout=30) as client:
             ids = [
-                client.post("/v1/music/generate", json={
-                    "caption": f"song {n}", "audio_duration": 0.2, "batch_size": 1,
-                    "audio_format": "wav"}).json()["job_id"]
+                client.post(
+                    "/v1/music/generate",
+                    json={
+                        "caption": f"song {n}",
+                        "audio_duration": 0.2,
+                        "batch_size": 1,
+                        "audio_format": "wav",
+                    },
+                ).json()["job_id"]
                 for n in range(JOBS)
             ]
 
             def all_done() -> bool:
-                return all(client.get(f"/v1/jobs/{j}").json()["status"] == "succeeded"
-                           for j in ids[-5:]) and asyncio.run(_counts(pg_url)) == {
-                    "succeeded": JOBS}
+                return all(
+                    client.get(f"/v1/jobs/{j}").json()["status"] == "succeeded" for j in ids[-5:]
+                ) and asyncio.run(_counts(pg_url)) == {"succeeded": JOBS}
 
             wait_until(all_done, 240, f"{JOBS} jobs to succeed")
             for job_id in ids:

@@ -68,8 +68,14 @@ def test_audio_refuses_symlinks_that_leave_the_outputs(server: Any, tmp_path: Pa
 
 @pytest.mark.parametrize("encoding", ["json", "form", "multipart"])
 def test_unicode_everywhere_round_trips(server: Any, encoding: str) -> None:
-    fields = {"prompt": UNICODE_CAPTION, "lyrics": UNICODE_LYRICS, "audio_duration": 2,
-              "batch_size": 1, "key_scale": "C# minor", "audio_format": "wav"}
+    fields = {
+        "prompt": UNICODE_CAPTION,
+        "lyrics": UNICODE_LYRICS,
+        "audio_duration": 2,
+        "batch_size": 1,
+        "key_scale": "C# minor",
+        "audio_format": "wav",
+    }
     task_id = server.release(fields, encoding)
     entry, items = server.wait_task(task_id)
     assert entry["status"] == 1, entry
@@ -80,8 +86,9 @@ def test_unicode_everywhere_round_trips(server: Any, encoding: str) -> None:
 
 def test_unicode_upload_filename_and_paths(server: Any, source_wav: Path) -> None:
     files = {"src_audio": ("песня 🎵.wav", source_wav.read_bytes(), "audio/wav")}
-    task_id = server.release({"task_type": "cover", "audio_duration": 2, "batch_size": 1},
-                             "multipart", files=files)
+    task_id = server.release(
+        {"task_type": "cover", "audio_duration": 2, "batch_size": 1}, "multipart", files=files
+    )
     entry, _ = server.wait_task(task_id)
     assert entry["status"] == 1, entry
     res = server.client.get("/v1/audio", params={"path": "/tmp/ñ/../../etc/passwd"})

@@ -1,4 +1,4 @@
-"""ETA arithmetic: moving averages, fallbacks, the W-worker walk, and a snapshot from the database."""
+"""ETA arithmetic: moving averages, fallbacks, the W-worker walk, a snapshot from the database."""
 
 from __future__ import annotations
 
@@ -24,8 +24,15 @@ from service.store.eta import (
 from tests.conftest import submit
 
 
-def sample(step: float, *, overhead: float = 1.0, steps: int = 10, duration: float = 20.0,
-           batch: int = 1, task: str = "text2music") -> TimingSample:
+def sample(
+    step: float,
+    *,
+    overhead: float = 1.0,
+    steps: int = 10,
+    duration: float = 20.0,
+    batch: int = 1,
+    task: str = "text2music",
+) -> TimingSample:
     return TimingSample("synth", task, duration, batch, steps, step, overhead)
 
 
@@ -80,11 +87,13 @@ def test_running_job_uses_its_own_rate_after_a_few_steps() -> None:
     est = Estimate(steps=10, step_seconds=9.0, overhead_seconds=1.0)
     now = 100.0
     # 5 of 10 steps done in 5 s: 1 s per step observed, so 5 s + overhead left
-    left = remaining_seconds(est, steps_done=5, steps_total=10, started_at=95.0,
-                             last_step_at=100.0, now=now)
+    left = remaining_seconds(
+        est, steps_done=5, steps_total=10, started_at=95.0, last_step_at=100.0, now=now
+    )
     assert left == pytest.approx(6.0)
-    early = remaining_seconds(est, steps_done=1, steps_total=10, started_at=99.0,
-                              last_step_at=100.0, now=now)
+    early = remaining_seconds(
+        est, steps_done=1, steps_total=10, started_at=99.0, last_step_at=100.0, now=now
+    )
     assert early == pytest.approx(1.0 + 9 * 9.0)
 
 
@@ -93,8 +102,7 @@ async def test_snapshot_from_the_database(db: Database) -> None:
     second = (await submit(db, audio_duration=20.0)).job
     snap = await build_snapshot(db)
     assert snap.etas[first.job_id] is None and snap.workers == 0  # no workers: no guess
-    await queue.register_worker(db, worker_id="w", host="h", pid=1, engine="synth",
-                                model_name="m")
+    await queue.register_worker(db, worker_id="w", host="h", pid=1, engine="synth", model_name="m")
     snap = await build_snapshot(db)
     assert snap.etas[first.job_id] is None  # a worker but no statistics yet
     async with db.write() as conn:

@@ -28,9 +28,7 @@ async def schema_diff(url: str) -> list[object]:
         diff = await conn.run_sync(
             lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
         )
-        ddl = await conn.scalar(
-            sa.text(INDEX_DDL[conn.dialect.name]), {"name": EXPRESSION_INDEX}
-        )
+        ddl = await conn.scalar(sa.text(INDEX_DDL[conn.dialect.name]), {"name": EXPRESSION_INDEX})
     await engine.dispose()
     assert ddl is not None and "priority DESC" in ddl
     return [d for d in diff if EXPRESSION_INDEX not in repr(d)]

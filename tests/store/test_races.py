@@ -1,4 +1,4 @@
-"""Races between separate connections (as between processes): cancel vs claim, idempotent submits."""
+"""Races between separate connections (as between processes): cancel/claim, idempotency."""
 
 from __future__ import annotations
 
@@ -43,11 +43,18 @@ async def test_concurrent_duplicate_submissions_make_one_job(
 ) -> None:
     connections = [open_database(settings.database) for _ in range(4)]
     try:
-        results = await asyncio.gather(*(
-            queue.enqueue(connections[i % 4], job_id=f"job-{i}", request=make_request(),
-                          duration=2.0, idempotency_key="same-key")
-            for i in range(20)
-        ))
+        results = await asyncio.gather(
+            *(
+                queue.enqueue(
+                    connections[i % 4],
+                    job_id=f"job-{i}",
+                    request=make_request(),
+                    duration=2.0,
+                    idempotency_key="same-key",
+                )
+                for i in range(20)
+            )
+        )
     finally:
         for conn in connections:
             await conn.dispose()

@@ -41,8 +41,10 @@ async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
 
 
 async def test_jobs_run_to_files_with_statistics(settings: Settings, db: Database) -> None:
-    ids = [(await submit(db, audio_duration=1.5, batch_size=2, audio_format="wav")).job.job_id
-           for _ in range(3)]
+    ids = [
+        (await submit(db, audio_duration=1.5, batch_size=2, audio_format="wav")).job.job_id
+        for _ in range(3)
+    ]
     worker = Worker(settings, db, TimedEngine(steps=3), run_until_empty=True)
     await asyncio.wait_for(worker.run(), WAIT)
     for job_id in ids:
@@ -83,9 +85,7 @@ async def test_cancel_stops_a_running_job_at_its_next_step(
     assert (await queue.get_job(db, job.job_id)).steps_done < 200
 
 
-async def test_stop_returns_the_running_job_to_the_queue(
-    settings: Settings, db: Database
-) -> None:
+async def test_stop_returns_the_running_job_to_the_queue(settings: Settings, db: Database) -> None:
     job = (await submit(db)).job
     worker = Worker(settings, db, TimedEngine(steps=200, step_seconds=0.02))
     async with running(worker):
