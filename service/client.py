@@ -102,6 +102,9 @@ def main(args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:
         console.print(f"[red]songqueue: cannot reach {args.server}: {exc}[/red]")
         return EXIT_ERROR
+    except BrokenPipeError:  # `songqueue status --json | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as the Python docs
+        return EXIT_OK
     return EXIT_ERROR
 
 
@@ -195,7 +198,7 @@ def generate(client: httpx.Client, args: argparse.Namespace, console: Console) -
         TimeElapsedColumn(),
         TextColumn("{task.description}"),
     )
-    last = (created.get("status"), created.get("queue_position"))
+    last: tuple[Any, ...] = ()  # the first poll always prints: it brings the first ETA
     try:
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("submitted", total=1.0, state="queued")
