@@ -122,6 +122,8 @@ async def stats(request: Request) -> Response:
     avg = snapshot.avg_job_seconds
     jobs = {s: counts.get(s, 0) for s in ("queued", "running", "succeeded", "failed")}
     jobs["failed"] += counts.get("cancelled", 0)
+    async with state.db.read() as conn:
+        alive = await queue.alive_workers(conn, within_seconds=WORKER_ALIVE_SECONDS)
     return JSONResponse(
         wrap(
             {
@@ -129,7 +131,21 @@ async def stats(request: Request) -> Response:
                 "queue_size": jobs["queued"],
                 "queue_maxsize": state.settings.queue_maxsize,
                 "avg_job_seconds": round(avg if avg is not None else DEFAULT_AVG_JOB_SECONDS, 3),
-                "workers": snapshot.workers,
+                "workers": len(alive),
+                # songqueue's own: every live worker, on whichever host it runs
+                "worker_list": [
+                    {
+                        "worker_id": w.worker_id,
+                        "host": w.host,
+                        "pid": w.pid,
+                        "engine": w.engine,
+                        "model": w.model_name,
+                        "jobs_done": w.jobs_done,
+                        "current_job": w.current_job,
+                        "heartbeat_age_seconds": round(max(time.time() - w.heartbeat_at, 0), 1),
+                    }
+                    for w in alive
+                ],
             }
         )
     )

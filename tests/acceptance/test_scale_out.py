@@ -125,6 +125,9 @@ def test_api_and_two_workers_share_postgres_and_s3(
                 ) and asyncio.run(_counts(pg_url)) == {"succeeded": JOBS}
 
             wait_until(all_done, 240, f"{JOBS} jobs to succeed")
+            stats = client.get("/v1/stats").json()["data"]
+            assert stats["workers"] == 2 and stats["jobs"]["succeeded"] == JOBS
+            assert sum(w["jobs_done"] for w in stats["worker_list"]) == JOBS
             for job_id in ids:
                 job = client.get(f"/v1/jobs/{job_id}").json()
                 audio = client.get(job["result"]["first_audio_path"])
