@@ -631,19 +631,7 @@ async def alive_workers(conn: AsyncConnection, *, within_seconds: float) -> list
     stmt = sa.select(workers).where(
         workers.c.heartbeat_at >= time.time() - within_seconds, workers.c.stopped_at.is_(None)
     )
-    return [
-        WorkerInfo(
-            r.worker_id,
-            r.host,
-            r.pid,
-            r.engine,
-            r.model_name,
-            r.heartbeat_at,
-            r.jobs_done,
-            r.current_job,
-        )
-        for r in (await conn.execute(stmt)).all()
-    ]
+    return [_worker_info(r) for r in (await conn.execute(stmt)).all()]
 
 
 # --- observing (metrics) ------------------------------------------------------------------
@@ -681,16 +669,4 @@ async def unstopped_workers(conn: AsyncConnection, *, limit: int) -> list[Worker
         .order_by(workers.c.heartbeat_at.desc())
         .limit(limit)
     )
-    return [
-        WorkerInfo(
-            r.worker_id,
-            r.host,
-            r.pid,
-            r.engine,
-            r.model_name,
-            r.heartbeat_at,
-            r.jobs_done,
-            r.current_job,
-        )
-        for r in (await conn.execute(stmt)).all()
-    ]
+    return [_worker_info(r) for r in (await conn.execute(stmt)).all()]
