@@ -73,6 +73,7 @@ def main(out: Path = OUT) -> None:
             }"""
         )
         fill(page, caption="dreamy shoegaze, washed-out guitars", audio_duration="60")
+        page.evaluate("() => document.activeElement.blur()")
         page.wait_for_timeout(300)  # let the seek repaint before the picture
         page.screenshot(path=str(out), full_page=True)
         browser.close()
