@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -109,43 +110,63 @@ def claimer_result(proc: subprocess.Popen[str]) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ceiling(tmp: Path, args: argparse.Namespace, path: str) -> dict:
-    """The bare Starlette endpoint under the same load."""
+def ceiling(tmp: Path, args: argparse.Namespace, rows: list[list[object]]) -> dict:
+    """The bare Starlette endpoint under the same load (the same plan of requests)."""
     port = free_port()
     log = (tmp / "ceiling.log").open("wb")
     proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "ceiling.py"), "--port",
                              str(port)], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         wait_http(f"http://127.0.0.1:{port}")
-        plan = write_plan(tmp, [["POST", path, BODY]])
-        return served(proc.pid, port, plan, args)
+        return served(proc.pid, port, write_plan(tmp, rows), args)
     finally:
         stop(proc)
 
 
-def summarize_profile(raw: Path) -> dict:
-    """Top frames by self and by inclusive samples, and self samples by library."""
+def _idle_line() -> str:
+    """The frame of an aiosqlite thread blocked in ``tx.get()``: waiting for work, not working."""
+    import inspect
+
+    import aiosqlite.core
+
+    lines, first = inspect.getsourcelines(aiosqlite.core._connection_worker_thread)
+    offset = next((i for i, x in enumerate(lines) if "tx.get(" in x), 0)
+    return f"_connection_worker_thread (aiosqlite/core.py:{first + offset})"
+
+
+def summarize_profile(raw: Path, seconds: float, rate: int) -> dict:
+    """Top frames by self and inclusive samples, in % of one CPU over the window.
+
+    Line numbers are dropped (a function is one row). Samples of aiosqlite threads blocked in
+    ``tx.get()`` are counted apart as idle. ``main`` is the event loop thread.
+    """
+    idle_leaf = _idle_line()
     self_count: Counter[str] = Counter()
     incl_count: Counter[str] = Counter()
     by_library: Counter[str] = Counter()
-    total = 0
+    threads: Counter[str] = Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
+        if not stack or not count.isdigit():
             continue
         n = int(count)
         frames = stack.split(";")
-        total += n
+        if frames[-1] == idle_leaf:
+            threads["aiosqlite threads, idle"] += n
+            continue
+        threads["main (event loop)" if "cmd_serve" in stack else "other threads (busy)"] += n
+        frames = [re.sub(r":\d+\)$", ")", f) for f in frames]
         self_count[frames[-1]] += n
         for frame in set(frames):
             incl_count[frame] += n
         by_library[library_of(frames[-1])] += n
+    scale = 100 / max(seconds * rate, 1)
 
-    def share(counter: Counter[str]) -> list[list[object]]:
-        return [[f, round(100 * n / max(total, 1), 1)] for f, n in counter.most_common(PROFILE_TOP)]
+    def top(counter: Counter[str]) -> list[list[object]]:
+        return [[f, round(n * scale, 1)] for f, n in counter.most_common(PROFILE_TOP)]
 
-    return {"samples": total, "self_pct": share(self_count), "inclusive_pct": share(incl_count),
-            "self_pct_by_library": share(by_library)}  # fmt: skip
+    return {"unit": "% of one CPU", "threads": top(threads), "self": top(self_count),
+            "inclusive": top(incl_count), "self_by_library": top(by_library)}  # fmt: skip
 
 
 LIBRARIES = ("sqlalchemy", "aiosqlite", "sqlite3", "uvicorn", "httptools", "starlette",
@@ -162,12 +183,14 @@ def library_of(frame: str) -> str:
     return "other"
 
 
-def profile(pid: int, port: int, plan: Path, tmp: Path, args: argparse.Namespace) -> dict:
-    """py-spy on the API process while the submission load runs (not the timed run)."""
+def profile(
+    pid: int, port: int, plan: Path, tmp: Path, args: argparse.Namespace, name: str
+) -> dict:
+    """py-spy on the API process under the plan's load, in a run of its own (not timed)."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(exe).exists():
         return {"skipped": "py-spy not installed (pip install py-spy)"}
-    raw = tmp / "profile.txt"
+    raw = tmp / f"{name}_profile.txt"
     duration = max(1, round(args.seconds))
     spy = subprocess.Popen([exe, "record", "-p", str(pid), "-d", str(duration), "-r",
                             str(PYSPY_RATE), "--nonblocking", "--format", "raw", "-o", str(raw)],
@@ -176,8 +199,8 @@ def profile(pid: int, port: int, plan: Path, tmp: Path, args: argparse.Namespace
     out, _ = spy.communicate(timeout=60)
     if spy.returncode != 0 or not raw.exists():
         return {"skipped": f"py-spy failed: {out[-500:]}"}
-    summary = summarize_profile(raw)
-    kept = ROOT / "bench" / "results" / "submit_profile.txt"
+    summary = summarize_profile(raw, duration, PYSPY_RATE)
+    kept = ROOT / "bench" / "results" / f"{name}_profile.txt"
     kept.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(raw, kept)
     summary |= {"tool": "py-spy --nonblocking", "rate_hz": PYSPY_RATE,
@@ -203,9 +226,9 @@ def scenario_submit(args: argparse.Namespace, tmp: Path) -> dict:
         idle = claimer(url, time.time(), count=args.idle_claims, interval=0.01, seconds=60)
         record["claim_idle"] = claimer_result(idle)
         if args.profile:
-            record["profile"] = profile(proc.pid, port, plan, tmp, args)
+            record["profile"] = profile(proc.pid, port, plan, tmp, args, "submit")
         record["api_memory_mib"] = memory_mib(proc.pid)
-    record["ceiling"] = ceiling(tmp, args, path)
+    record["ceiling"] = ceiling(tmp, args, [["POST", path, BODY]])
     record["ratio_to_ceiling"] = round(
         record["songqueue"]["requests_per_s"] / record["ceiling"]["requests_per_s"], 3)
     return record
@@ -225,13 +248,19 @@ def scenario_polls(args: argparse.Namespace, tmp: Path) -> dict:
     with api(tmp) as (proc, port, _url):
         ids = seed_jobs(port, args.jobs)
         random.Random(0).shuffle(ids)
-        get_plan = write_plan(tmp, [["GET", f"/v1/jobs/{i}", None] for i in ids])
+        get_rows: list[list[object]] = [["GET", f"/v1/jobs/{i}", None] for i in ids]
+        get_plan = write_plan(tmp, get_rows)
         record["get_v1_jobs"] = served(proc.pid, port, get_plan, args)
         query_plan = write_plan(tmp, [["POST", "/query_result", {"task_id_list": [i]}]
                                       for i in ids])  # fmt: skip
         record["query_result"] = served(proc.pid, port, query_plan, args)
+        if args.profile:
+            record["profile"] = profile(proc.pid, port, get_plan, tmp, args, "polls")
         stats = httpx.get(f"http://127.0.0.1:{port}/v1/jobs/{ids[-1]}", timeout=30).json()
         record["last_job_queue_position"] = stats.get("queue_position")
+    record["ceiling_get"] = ceiling(tmp, args, get_rows)
+    record["ratio_to_ceiling"] = round(
+        record["get_v1_jobs"]["requests_per_s"] / record["ceiling_get"]["requests_per_s"], 3)
     return record
 
 
@@ -246,14 +275,18 @@ def scenario_memory(args: argparse.Namespace, tmp: Path) -> dict:
             rows += [["GET", "/health", None], ["GET", f"/v1/jobs/{i}", None]]
         plan = write_plan(tmp, rows)
         first = args.requests // 10
+        cap = args.memory_seconds
         record["rss_start_mib"] = memory_mib(proc.pid)["rss_mib"]
-        a = loadgen(port, plan, args, requests=first, warmup=0, tool="asyncio")
+        a = loadgen(port, plan, args, requests=first, warmup=0, tool="asyncio", seconds=cap / 5)
         record["rss_after_first_mib"] = memory_mib(proc.pid)["rss_mib"]
-        b = loadgen(port, plan, args, requests=args.requests - first, warmup=0, tool="asyncio")
+        b = loadgen(port, plan, args, requests=args.requests - a["requests"], warmup=0,
+                    tool="asyncio", seconds=cap - a["seconds"])
         mem = memory_mib(proc.pid)
         record["rss_end_mib"] = mem["rss_mib"]
         record["peak_rss_mib"] = mem["peak_rss_mib"]
-        record["first_requests"] = first
+        record["first_requests"] = a["requests"]
+        record["requests_done"] = a["requests"] + b["requests"]
+        record["capped"] = record["requests_done"] < args.requests
         record["requests_per_s"] = round((a["requests"] + b["requests"])
                                          / (a["seconds"] + b["seconds"]), 1)  # fmt: skip
         record["non_2xx"] = a["non_2xx"] + b["non_2xx"]
@@ -273,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy the submission path")
     parser.add_argument("--jobs", type=int, default=1000, help="queued jobs for polls")
     parser.add_argument("--requests", type=int, default=100_000, help="requests for memory")
+    parser.add_argument("--memory-seconds", type=float, default=600.0,
+                        help="cap on the memory run's length (seconds)")
     args = parser.parse_args(argv)
     scenarios = {"submit": scenario_submit, "polls": scenario_polls, "memory": scenario_memory}
     with tempfile.TemporaryDirectory(prefix="songqueue-bench-") as tmp:

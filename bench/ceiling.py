@@ -33,6 +33,17 @@ async def release_task(request: Request) -> Response:
     )  # fmt: skip
 
 
+async def job(request: Request) -> Response:
+    """A status poll's shape (``GET /v1/jobs/{id}``) from a constant: no database."""
+    return JSONResponse(
+        {"job_id": request.path_params["job_id"], "status": "queued", "created_at": time.time(),
+         "started_at": None, "finished_at": None, "queue_position": 1, "eta_seconds": 1.0,
+         "avg_job_seconds": 1.0, "result": None, "error": None, "progress": 0.0,
+         "stage": "queued", "steps_done": 0, "steps_total": 0, "attempts": 0,
+         "task_type": "text2music", "cancelled": False}
+    )  # fmt: skip
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -44,6 +55,7 @@ def main() -> None:
     app = Starlette(routes=[
         Route("/release_task", release_task, methods=["POST"]),
         Route("/v1/music/generate", release_task, methods=["POST"]),
+        Route("/v1/jobs/{job_id}", job, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ])  # fmt: skip
     # songqueue serve: loop="auto", http="auto" pick uvloop and httptools when installed.

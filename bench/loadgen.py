@@ -119,7 +119,7 @@ async def run(args: argparse.Namespace, plan: list[bytes]) -> dict:
         await asyncio.gather(*(client(stop_at, False) for _ in range(args.clients)))
     cpu0 = time.process_time()
     started = time.perf_counter()
-    horizon = args.seconds if not args.requests else 3600.0
+    horizon = args.seconds  # with --requests: a cap on the run's length
     stop_at = started + horizon
     await asyncio.gather(*(client(stop_at, True) for _ in range(args.clients)))
     elapsed = time.perf_counter() - started
@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
-    parser.add_argument("--requests", type=int, default=0, help="stop after N (0: by time)")
+    parser.add_argument("--requests", type=int, default=0,
+                        help="stop after N (0: by time; --seconds still caps the run)")
     parser.add_argument("--tool", choices=["auto", "wrk", "asyncio"], default="auto",
                         help="auto: wrk when on PATH and the run is by time")
     args = parser.parse_args(argv)

@@ -12,6 +12,7 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
+import argparse  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -43,9 +44,9 @@ we are many and we are one
 [outro]"""
 
 
-def _cases() -> list[tuple[str, GenerationSpec]]:
+def _cases(durations: tuple[float, ...] = DURATIONS) -> list[tuple[str, GenerationSpec]]:
     cases = []
-    for duration in DURATIONS:
+    for duration in durations:
         base = GenerationSpec(caption="upbeat pop with piano and drums", duration=duration)
         cases.append((f"{duration:.0f}s instrumental", base))
         cases.append((f"{duration:.0f}s with lyrics", GenerationSpec(
@@ -54,16 +55,20 @@ def _cases() -> list[tuple[str, GenerationSpec]]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="30 s cases only, one timed render")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else REPEATS
     if shutil.which("espeak-ng") is None:
         print("warning: espeak-ng not found; lyrics cases render without a vocal", file=sys.stderr)
     engine = SynthEngine()
     rows = []
-    for label, spec in _cases():
+    for label, spec in _cases(DURATIONS[:1] if args.quick else DURATIONS):
         start = time.perf_counter()
         engine.text2music(spec)
         warmup = time.perf_counter() - start
         times = []
-        for _ in range(REPEATS):
+        for _ in range(repeats):
             start = time.perf_counter()
             engine.text2music(spec)
             times.append(time.perf_counter() - start)
@@ -80,7 +85,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['case']:<22}{r['audio_s']:>9.0f}{r['warmup_s']:>11.3f}{r['best_s']:>9.3f}"
               f"{r['median_s']:>10.3f}{r['rtf']:>9.1f}")  # fmt: skip
-    print(json.dumps({"bench": "synth_rtf", "threads": 1, "repeats": REPEATS, "results": rows}))
+    print(json.dumps({"bench": "synth_rtf", "threads": 1, "repeats": repeats, "results": rows}))
 
 
 if __name__ == "__main__":
