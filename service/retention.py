@@ -23,6 +23,7 @@ from pathlib import Path
 from service.config import Settings
 from service.files import job_output_dir, remove_paths
 from service.schemas import Job
+from service.storage import S3Store, open_object_store
 from service.store import queue
 from service.store.db import Database
 
@@ -56,10 +57,23 @@ def _remove_existing(paths: list[Path]) -> int:
     return len(present)
 
 
-async def remove_job_files(settings: Settings, jobs: list[Job]) -> int:
-    """Delete the jobs' files in a worker thread, so the event loop keeps serving."""
+async def remove_job_files(
+    settings: Settings, jobs: list[Job], store: S3Store | None = None
+) -> int:
+    """Delete the jobs' files (and their objects, with a shared store) in a worker thread,
+    so the event loop keeps serving."""
     paths = [p for job in jobs for p in job_paths(settings, job)]
+    if store is not None and jobs:
+        await asyncio.to_thread(_remove_objects, store, jobs)
     return await asyncio.to_thread(_remove_existing, paths) if paths else 0
+
+
+def _remove_objects(store: S3Store, jobs: list[Job]) -> None:
+    for job in jobs:
+        store.delete_prefix(store.output_key(f"{job.job_id}/"))
+        for key in (job.request.src_audio_key, job.request.reference_audio_key):
+            if key:
+                store.delete_prefix(key)
 
 
 def _old_output_dirs(outputs: Path, cutoff: float) -> list[str]:
@@ -86,7 +100,7 @@ async def sweep_orphans(db: Database, settings: Settings, cutoff: float) -> int:
 
 
 async def sweep_retention(
-    db: Database, settings: Settings, now: float | None = None
+    db: Database, settings: Settings, now: float | None = None, store: S3Store | None = None
 ) -> RetentionResult:
     """Remove finished jobs older than ``retention_hours`` and their files; 0 hours keeps all."""
     if settings.retention_hours <= 0:
@@ -97,7 +111,7 @@ async def sweep_retention(
     while True:
         batch = await queue.delete_finished_before(db, cutoff, limit=BATCH_SIZE)
         removed_jobs += len(batch)
-        removed_paths += await remove_job_files(settings, batch)
+        removed_paths += await remove_job_files(settings, batch, store)
         if len(batch) < BATCH_SIZE:
             break
         await asyncio.sleep(0)  # let requests waiting on the writer go first
@@ -110,9 +124,10 @@ async def retention_loop(
 ) -> None:
     """Sweep now and then every ``interval`` seconds until cancelled; a failed sweep is logged
     and retried next time (the database may be busy or not migrated yet)."""
+    store = open_object_store(settings)
     while True:
         try:
-            result = await sweep_retention(db, settings)
+            result = await sweep_retention(db, settings, store=store)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

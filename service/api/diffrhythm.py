@@ -417,7 +417,7 @@ async def delete_task(request: Request) -> Response:
     deleted = await queue.delete_job(state.db, task_id)
     if deleted is None:
         raise NotFound("Task not found")
-    await remove_job_files(state.settings, [deleted])
+    await remove_job_files(state.settings, [deleted], state.store)
     return json_response(MessageResponse(message=f"Task {task_id} deleted successfully"))
 
 

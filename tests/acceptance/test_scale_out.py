@@ -10,6 +10,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,9 @@ import httpx
 import pytest
 import soundfile as sf
 
+from service.config import load_settings
+from service.retention import sweep_retention
+from service.storage import open_object_store
 from service.store import queue
 from service.store.db import open_database
 from tests import pg
@@ -78,8 +82,10 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def test_api_and_two_workers_share_postgres_and_s3(
-    tmp_path: Path, s3_endpoint: str, pg_url: str
+    tmp_path: Path, s3_endpoint: str, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name, value in AWS.items():  # boto3 in this process (the retention sweep below)
+        monkeypatch.setenv(name, value)
     shared = {
         "SONGQUEUE_DATABASE_URL": pg_url,
         "SONGQUEUE_S3_BUCKET": BUCKET,
@@ -141,9 +147,45 @@ def test_api_and_two_workers_share_postgres_and_s3(
     rows = asyncio.run(_attempts_and_done(pg_url))
     assert rows["attempts"] == {1}  # every job claimed exactly once
     assert rows["jobs_done"] == JOBS and rows["workers"] == 2
+    # retention removes the bucket's objects too, not only local files
+    swept = asyncio.run(_sweep_everything(pg_url, tmp_path / "api", s3_endpoint))
+    assert swept == JOBS
+    assert _object_count(s3_endpoint) == 0
     # each worker wrote only the files of its own jobs, into its own data directory
     written = [len(list((tmp_path / f"host{i}" / "outputs").rglob("*.wav"))) for i in range(2)]
     assert sorted(written) == sorted(rows["per_worker"])  # type: ignore[arg-type]
+
+
+async def _sweep_everything(url: str, home: Path, endpoint: str) -> int:
+    settings = load_settings(
+        environ=AWS,
+        env_file=None,
+        home=str(home),
+        database_url=url,
+        s3_bucket=BUCKET,
+        s3_endpoint_url=endpoint,
+    )
+    db = open_database(url)
+    try:
+        result = await sweep_retention(
+            db, settings, now=time.time() + 10 * 86400, store=open_object_store(settings)
+        )
+    finally:
+        await db.dispose()
+    return result.jobs
+
+
+def _object_count(endpoint: str) -> int:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return int(client.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0))
 
 
 async def _counts(url: str) -> dict[str, int]:
