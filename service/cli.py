@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(weights)
     weights.add_argument("--check", action="store_true", help="verify offline, download nothing")
     weights.add_argument("--base-only", action="store_true", help="skip the 285 s full model")
+    weights.add_argument("--endpoint", help="hub endpoint (default: HF_ENDPOINT or the public hub)")
     client.add_parsers(sub)
     return parser
 
@@ -158,6 +159,8 @@ def cmd_weights(args: argparse.Namespace, settings: Settings) -> int:
         argv.append("--check")
     if args.base_only:
         argv.append("--base-only")
+    if args.endpoint:
+        argv += ["--endpoint", args.endpoint]
     return weights_main(argv)
 
 
