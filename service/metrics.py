@@ -269,7 +269,13 @@ class AccessLogMiddleware:
             await self.app(scope, receive, observe)
         finally:
             ms = (time.perf_counter() - start) * 1000
-            log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, ms)
+            fields = {"method": scope["method"], "path": scope["path"], "status": status}
+            log.info(
+                "%s %s %d %.1f ms",
+                *fields.values(),
+                ms,
+                extra={"http": fields | {"ms": round(ms, 1)}},  # for structured formatters
+            )
 
 
 async def metrics_endpoint(request: Request) -> Response:

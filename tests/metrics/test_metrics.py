@@ -139,6 +139,8 @@ async def test_access_log_has_one_line_per_request_without_the_query(
     assert (method, path, status, unit) == ("GET", "/v1/audio", "403", "ms")
     assert float(ms) >= 0
     assert lines[1].startswith("GET /health 200 ")
+    record = next(r for r in caplog.records if r.name == "songqueue.access")
+    assert record.http["status"] == 403 and record.http["path"] == "/v1/audio"  # type: ignore[attr-defined]
     assert not any("secret" in line for line in lines)
 
 
