@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from models.audio import MEDIA_TYPES
 from service.auth import require_header
+from service.config import Settings
 from service.errors import BadRequest, SongqueueError
 from service.render import NOT_AVAILABLE, metas_of, result_paths
 from service.requests import Body, read_limited
@@ -42,7 +43,6 @@ GENERATION_TIMEOUT_SECONDS = 600.0  # ACE-Step's ACESTEP_GENERATION_TIMEOUT defa
 POLL_SECONDS = 0.25  # between reads of the job row while waiting
 HEARTBEAT_SECONDS = 2.0  # a "." content delta this often while a streamed job waits
 DEFAULT_BATCH_SIZE = 1  # only the first audio is returned, so make one unless asked
-MAX_CHAT_BODY_BYTES = 200 << 20  # base64 audio parts make chat bodies large
 SOURCE_TASKS = frozenset({"cover", "repaint", "lego", "extract", "complete"})
 LYRICS_MARKERS = (
     "[verse", "[chorus", "[bridge", "[intro", "[outro", "[hook", "[pre-chorus", "[refrain", "[inst",
@@ -239,15 +239,19 @@ def failure(job: Job | None) -> str:
     return job.error or f"job {job.status}"
 
 
+def body_limit(settings: Settings) -> int:
+    """Room for two base64 audio parts (a third larger than the files) and the text."""
+    return 2 * (settings.max_upload_bytes * 4 // 3 + 4) + settings.max_body_bytes
+
+
 def completion_id() -> str:
     return f"chatcmpl-{secrets.token_hex(12)}"
 
 
 async def chat_completions(request: Request) -> Response:
     state = app_state(request)
-    if state.settings.auth_enabled:
-        require_header(state.settings, request)
-    raw = await read_limited(request, MAX_CHAT_BODY_BYTES)
+    require_header(state.settings, request)
+    raw = await read_limited(request, body_limit(state.settings))
     try:
         req = chat_decoder.decode(raw)
     except msgspec.DecodeError as exc:  # ValidationError included
@@ -323,8 +327,10 @@ async def stream_events(
             if audio:
                 yield chunk({"audio": audio})
             yield chunk({}, "stop")
-    except SongqueueError as exc:
-        yield chunk({"content": f"\n\nError: {exc.detail}"})
+    except Exception as exc:  # mid-stream, an error can only be told in the stream
+        log.warning("chat stream for job %s failed: %r", job.job_id, exc)
+        detail = exc.detail if isinstance(exc, SongqueueError) else "internal error"
+        yield chunk({"content": f"\n\nError: {detail}"})
         yield chunk({}, "error")
     yield "data: [DONE]\n\n"
 

@@ -316,7 +316,8 @@ async function poll(jobId) {
   } catch (err) {
     if (err.status === 404) item.gone = true;
     else {
-      $(".detail", cardFor(item)).textContent = `Cannot reach the server: ${err.message}`;
+      const why = err.status ? err.message : `cannot reach the server (${err.message})`;
+      $(".detail", cardFor(item)).textContent = `Status unavailable: ${why}`;
       return;
     }
   }
