@@ -153,8 +153,10 @@ async def stats(request: Request) -> Response:
 
 async def models(request: Request) -> Response:
     """OpenRouter's list (as upstream serves it) plus the native ``models``/``default_model``
-    keys that older clients read (spec §12). Open, as upstream."""
+    keys that older clients read (spec §12). Upstream leaves it open; with an API key set,
+    songqueue asks for it here as on every route but the health checks and the docs."""
     state = app_state(request)
+    require_header(state.settings, request)
     names, alive = await loaded_models(state)
     created = int(time.time()) - MODEL_CREATED_AGE
     data = [

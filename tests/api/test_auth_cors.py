@@ -88,8 +88,10 @@ def test_header_only_routes(secured: Any, path: str) -> None:
     assert secured.client.get(path, headers=BEARER).status_code == 200
 
 
-def test_models_list_is_open(secured: Any) -> None:
-    res = secured.client.get("/v1/models")
+def test_models_list_needs_the_key_when_one_is_set(secured: Any) -> None:
+    """Upstream leaves /v1/models open; songqueue protects every route but health and docs."""
+    assert secured.client.get("/v1/models").status_code == 401
+    res = secured.client.get("/v1/models", headers=BEARER)
     assert res.status_code == 200 and res.json()["object"] == "list"
 
 
