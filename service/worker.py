@@ -18,11 +18,11 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import sqlalchemy as sa
@@ -84,9 +84,13 @@ class StepReporter:
         if done >= total or self.last_step - self._last_write < PROGRESS_WRITE_INTERVAL:
             return  # the last step is recorded by the "encoding" write that follows it
         self._last_write = self.last_step
-        cancel = asyncio.run_coroutine_threadsafe(
-            self.worker.renew(self.claimed, done, total, "generating"), self.loop
-        ).result()
+        try:
+            cancel = asyncio.run_coroutine_threadsafe(
+                self.worker.renew(self.claimed, done, total, "generating"), self.loop
+            ).result()
+        except DatabaseBusy:
+            log.warning("progress write skipped: database busy (the lease still holds)")
+            return
         if cancel:
             raise JobCancelled()
 
@@ -257,13 +261,17 @@ class Worker:
                 step_seconds=steps_seconds / max(total, 1),
                 overhead_seconds=max(seconds - steps_seconds, 0.0),
             )
-            await queue.complete(self.db, claimed, result, after=lambda c: record_sample(c, sample))
+            await while_busy(
+                lambda: queue.complete(
+                    self.db, claimed, result, after=lambda c: record_sample(c, sample)
+                )
+            )
             log.info("job %s succeeded in %.2f s", job.job_id, seconds)
         except JobCancelled:
-            await queue.finish_cancelled(self.db, claimed)
+            await while_busy(lambda: queue.finish_cancelled(self.db, claimed))
             log.info("job %s cancelled", job.job_id)
         except WorkerStopping:
-            await queue.release(self.db, claimed)
+            await while_busy(lambda: queue.release(self.db, claimed))
             log.info("job %s returned to the queue: worker stopping", job.job_id)
         except LeaseLost:
             log.warning("job %s: lease lost, abandoning it to its new owner", job.job_id)
@@ -278,16 +286,36 @@ class Worker:
 
     async def _fail(self, claimed: queue.Claimed, error: str, *, retryable: bool) -> None:
         try:
-            status = await queue.fail(
-                self.db,
-                claimed,
-                error,
-                retryable=retryable,
-                backoff_base=self.settings.retry_backoff_seconds,
+            status = await while_busy(
+                lambda: queue.fail(
+                    self.db,
+                    claimed,
+                    error,
+                    retryable=retryable,
+                    backoff_base=self.settings.retry_backoff_seconds,
+                )
             )
         except LeaseLost:
             return
         log.warning("job %s %s: %s", claimed.job.job_id, status, error.splitlines()[0])
+
+
+T = TypeVar("T")
+FINAL_WRITE_ATTEMPTS = 10  # a finished job's result is worth waiting for a busy database
+
+
+async def while_busy(write: Callable[[], Awaitable[T]]) -> T:
+    """Retry a job's final write while the database is busy, so a finished result is not lost
+    to a lock held by another process; gives up (and leaves the lease to expire) eventually."""
+    for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
+        try:
+            return await write()
+        except DatabaseBusy:
+            if attempt == FINAL_WRITE_ATTEMPTS:
+                raise
+            log.warning("database busy; retrying the write (%d/%d)", attempt, FINAL_WRITE_ATTEMPTS)
+            await asyncio.sleep(BUSY_RETRY_DELAY * attempt)
+    raise AssertionError("unreachable")
 
 
 class _ChangeWatcher:

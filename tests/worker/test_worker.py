@@ -156,3 +156,19 @@ async def test_garbage_source_fails_without_retry(
     after = await queue.get_job(db, job.job_id)
     assert after.status == "failed" and after.attempts == 1
     assert "not a readable audio file" in (after.error or "")
+
+
+async def test_final_writes_wait_out_a_busy_database() -> None:
+    from service.store.db import DatabaseBusy
+    from service.worker import while_busy
+
+    calls = 0
+
+    async def flaky_write() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise DatabaseBusy("database is locked")
+        return "written"
+
+    assert await while_busy(flaky_write) == "written" and calls == 3
