@@ -112,6 +112,7 @@ def test_generate_reports_refusals_and_unreachable_servers(
 def test_generate_no_wait_prints_only_the_id(
     up: Up, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["generate", *connection(up), "--caption", "x", "--no-wait"]) == 0
+    args = ["generate", *connection(up), "--caption", "x", "--duration", "1", "--no-wait"]
+    assert main(args) == 0
     job_id = capsys.readouterr().out.strip()
     wait_until(lambda: up.job(job_id)["status"] == "succeeded", 30, "the job to succeed")
