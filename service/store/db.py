@@ -12,8 +12,8 @@ PostgreSQL: plain pools; the claim statement adds ``FOR UPDATE SKIP LOCKED``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,17 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database or ":memory:")
 
 
+@contextmanager
+def _busy_as_database_busy() -> Iterator[None]:
+    """Translate the driver's "database is locked" once, at this boundary."""
+    try:
+        yield
+    except OperationalError as exc:
+        if is_busy_error(exc):
+            raise DatabaseBusy(str(exc.orig)) from exc
+        raise
+
+
 @dataclass
 class Database:
     """The engines of one process; ``write()`` and ``read()`` hand out transactions."""
@@ -66,24 +77,16 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A short write transaction. Put only SQL inside: no awaits on other work."""
-        try:
+        with _busy_as_database_busy():
             async with self.writer.begin() as conn:
                 yield conn
-        except OperationalError as exc:
-            if is_busy_error(exc):
-                raise DatabaseBusy(str(exc.orig)) from exc
-            raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only snapshot."""
-        try:
+        with _busy_as_database_busy():
             async with self.reader.connect() as conn:
                 yield conn
-        except OperationalError as exc:
-            if is_busy_error(exc):
-                raise DatabaseBusy(str(exc.orig)) from exc
-            raise
 
     async def dispose(self) -> None:
         await self.writer.dispose()

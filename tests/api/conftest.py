@@ -7,12 +7,9 @@ takes well under a second; waits poll a condition with a deadline, never a fixed
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,74 +25,11 @@ from models.audio import write_audio
 from models.engine import Audio
 from service.app import create_app
 from service.config import Settings, load_settings
-from service.store.db import open_database
 from service.store.migrate import upgrade
+from tests.harness import START_TIMEOUT, WorkerThread, wait_for
+from tests.processes import free_port
 
-START_TIMEOUT = 20.0  # seconds for uvicorn and the worker to come up
 JOB_TIMEOUT = 30.0  # seconds for one tiny job to finish, generous for 2 slow cores
-POLL_INTERVAL = 0.05  # seconds between polls
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(POLL_INTERVAL)
-
-
-class WorkerThread:
-    """``service.worker.Worker`` with the synth engine, on its own loop in a thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.worker: Any = None
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="sq-worker", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported by stop()
-            self.error = exc
-            self.ready.set()
-
-    async def _main(self) -> None:
-        from models.synth import SynthEngine
-        from service.worker import Worker
-
-        db = open_database(self.settings.database, busy_timeout_ms=self.settings.busy_timeout_ms)
-        self.loop = asyncio.get_running_loop()
-        self.worker = Worker(self.settings, db, SynthEngine())
-        self.ready.set()
-        try:
-            await self.worker.run()
-        finally:
-            await db.dispose()
-
-    def start(self) -> None:
-        self.thread.start()
-        assert self.ready.wait(START_TIMEOUT), "worker did not start"
-
-    def stop(self) -> None:
-        if self.loop is not None and self.worker is not None and self.thread.is_alive():
-            self.loop.call_soon_threadsafe(self.worker.stop)
-        self.thread.join(START_TIMEOUT)
-        assert not self.thread.is_alive(), "worker did not stop"
-        if self.error is not None:
-            raise self.error
 
 
 @dataclass
