@@ -41,6 +41,7 @@ class Scenario:
 
 SCENARIOS: dict[str, Scenario] = {
     "limits": Scenario("limits.py", ("--seconds", "1.5"), ("--seconds", "0.3"), 60),
+    "dbpath": Scenario("dbpath.py", ("--n", "300"), ("--n", "20"), 120),
     "submit": Scenario("api_load.py", ("submit", "--seconds", "8", "--warmup", "2", "--profile"),
                        ("submit", "--seconds", "1", "--warmup", "0.5", "--idle-claims", "20"),
                        300),
@@ -97,6 +98,18 @@ def _rows_limits(r: dict) -> list[Row]:
              f"{fmt(r['fsyncs_per_s'], 0)} fsyncs/s", "", "-"),
             ("raw SQLite commits/s (FULL)", fmt(r["sqlite_full_commits_per_s"], 0),
              f"NORMAL {fmt(r['sqlite_normal_commits_per_s'], 0)}", "", "-")]  # fmt: skip
+
+
+def _rows_dbpath(r: dict) -> list[Row]:
+    return [
+        ("aiosqlite thread hops: submission / get_job",
+         f"{r['hops_per_submission']} / {r['hops_per_get_job']}",
+         "1 hop per transaction is the floor", "", "-"),
+        ("submission DB work, CPU ms (no HTTP)", fmt(r["submission"]["cpu_ms"], 2),
+         f"SELECT 1: SQLAlchemy {fmt(r['sqlalchemy_select1']['cpu_ms'], 3)}, aiosqlite "
+         f"{fmt(r['aiosqlite_select1']['cpu_ms'], 3)}, sqlite3 {fmt(r['sqlite3_select1_ms'], 4)}",
+         "", "-"),
+    ]  # fmt: skip
 
 
 def _rows_submit(r: dict, limits: dict | None = None) -> list[Row]:
@@ -183,7 +196,7 @@ def _rows_diffrhythm(r: dict) -> list[Row]:
 
 
 ROWS: dict[str, Callable[[dict], list[Row]]] = {
-    "limits": _rows_limits, "submit": _rows_submit, "polls": _rows_polls,
+    "limits": _rows_limits, "dbpath": _rows_dbpath, "submit": _rows_submit, "polls": _rows_polls,
     "memory": _rows_memory, "pickup": _rows_pickup, "eta": _rows_eta, "synth": _rows_synth,
     "diffrhythm": _rows_diffrhythm,
 }  # fmt: skip
