@@ -49,7 +49,7 @@ SCENARIOS: dict[str, Scenario] = {
                                       "1.5", "--profile"),
                       ("polls", "--jobs", "30", "--seconds", "1", "--warmup", "0.5"), 300),
     "memory": Scenario("api_load.py", ("memory", "--requests", "100000", "--memory-seconds",
-                                       "100"),
+                                       "90"),
                        ("memory", "--requests", "1000", "--memory-seconds", "20"), 300),
     "pickup": Scenario("workers.py", ("pickup", "--pickups", "30"), ("pickup", "--pickups", "3"),
                        180),
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                         + ",".join(SCENARIOS))  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--memory-seconds", type=float, default=None,
-                        help="cap of the memory scenario (default 100; ~600 reaches 100,000 "
+                        help="cap of the memory scenario (default 90; ~600 reaches 100,000 "
                         "requests at ~200 req/s)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.memory_seconds is not None:
