@@ -1,9 +1,9 @@
 """The DiffRhythm v1.2 DiT in plain PyTorch: modules only, no file I/O.
 
-Mirrors the network of ASLP-lab/DiffRhythm ``model/dit.py`` and ``model/modules.py`` as described
-in ``spec/diffrhythm-model.md`` (in the shared project notes) §1.8 and §3.2, written fresh. The module tree is laid
-out so that ``DiffRhythmModel.state_dict()`` has exactly the official key names and shapes
-(219 keys base, 223 full). Differences from upstream, on purpose:
+Mirrors the network of ASLP-lab/DiffRhythm ``model/dit.py`` and ``model/modules.py`` as
+described in the project notes ``spec/diffrhythm-model.md`` §1.8 and §3.2, written fresh. The
+module tree is laid out so that ``DiffRhythmModel.state_dict()`` has exactly the official key
+names and shapes (219 keys base, 223 full). Differences from upstream, on purpose:
 
 * The Llama blocks are our own (RMSNorm, RoPE, SDPA with ``is_causal=False``, SwiGLU), so no
   ``transformers`` version can silently change them; attention is bidirectional as upstream's
