@@ -92,7 +92,7 @@ class StoreCollector(Collector):
         async with self.db.read() as conn:
             started = await queue.recent_started_jobs(conn, limit=RECENT_JOBS)
             workers = await queue.unstopped_workers(conn, limit=MAX_WORKERS_SHOWN)
-            table = await load_timing_table(conn)
+        table = await self.db.run_read(load_timing_table)
         timings = []
         for key, stat in table.stats.items():
             engine, task_type, bucket, batch = key.split("|")

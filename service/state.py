@@ -63,6 +63,13 @@ class AppState:
 
     async def submit(self, body: Body, *, api: str, request: Request | None = None) -> Job:
         """Validate, store uploads and enqueue one job; nothing is left behind on refusal."""
+        job, _ = await self.submit_positioned(body, api=api, request=request)
+        return job
+
+    async def submit_positioned(
+        self, body: Body, *, api: str, request: Request | None = None
+    ) -> tuple[Job, int]:
+        """``submit``, with the queue position read in the inserting transaction."""
         submission = await build_submission(body, self.settings)
         key = request.headers.get(IDEMPOTENCY_HEADER) if request is not None else None
         req = submission.request
@@ -96,7 +103,7 @@ class AppState:
         if not enqueued.created or unsupported:  # no worker will ever read these uploads
             for path in submission.saved_files:
                 path.unlink(missing_ok=True)
-        return enqueued.job
+        return enqueued.job, enqueued.position
 
 
 def app_state(request: Request) -> AppState:

@@ -22,9 +22,7 @@ async def generate_era_a(request: Request) -> Response:
     state = app_state(request)
     body = await read_body(request, state.settings)
     require_token(state.settings, request, body.fields)
-    job = await state.submit(body, api="acestep", request=request)
-    async with state.db.read() as conn:
-        position = await queue.queue_position(conn, job)
+    job, position = await state.submit_positioned(body, api="acestep", request=request)
     return JSONResponse({"job_id": job.job_id, "status": job.status, "queue_position": position})
 
 
@@ -53,9 +51,7 @@ async def random_era_a(request: Request) -> Response:
     for key in ("audio_duration", "batch_size", "audio_format", "seed", "use_random_seed"):
         if key in params:
             fields[key] = params[key]
-    job = await state.submit(Body(fields, {}), api="acestep", request=request)
-    async with state.db.read() as conn:
-        position = await queue.queue_position(conn, job)
+    job, position = await state.submit_positioned(Body(fields, {}), api="acestep", request=request)
     return JSONResponse({"job_id": job.job_id, "status": job.status, "queue_position": position})
 
 
@@ -63,9 +59,7 @@ async def job_era_a(request: Request) -> Response:
     """``GET /v1/jobs/{job_id}``: the job with its queue position and ETA."""
     state = app_state(request)
     require_header(state.settings, request)
-    job = await queue.get_job(state.db, request.path_params["job_id"])
-    async with state.db.read() as conn:
-        position = await queue.queue_position(conn, job)
+    job, position = await queue.get_job_with_position(state.db, request.path_params["job_id"])
     snapshot = await state.etas.snapshot()
     eta = await state.etas.eta(job.job_id) if job.status in ("queued", "running") else None
     return JSONResponse(

@@ -19,9 +19,7 @@ async def release_task(request: Request) -> Response:
     state = app_state(request)
     body = await read_body(request, state.settings)
     require_token(state.settings, request, body.fields)
-    job = await state.submit(body, api="acestep", request=request)
-    async with state.db.read() as conn:
-        position = await queue.queue_position(conn, job)
+    job, position = await state.submit_positioned(body, api="acestep", request=request)
     return JSONResponse(
         wrap({"task_id": job.job_id, "status": job.status, "queue_position": position})
     )
@@ -43,8 +41,7 @@ async def query_result(request: Request) -> Response:
         position = 0
         eta = None
         if job.status in ("queued", "running"):
-            async with state.db.read() as conn:
-                position = await queue.queue_position(conn, job)
+            position = await queue.position_of(state.db, job)
             eta = await state.etas.eta(job.job_id)
         entries.append(era_c_entry(state.settings, job, position=position, eta=eta))
     return JSONResponse(wrap(entries))

@@ -11,17 +11,19 @@ rather than guess.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from service.store.db import Database
-from service.store.queue import alive_workers
+from service.store.queue import alive_workers_in
 from service.store.tables import jobs, timing_stats
 
 DURATION_BUCKETS = (30.0, 60.0, 95.0, 180.0, 285.0)  # seconds; longer falls in a last bucket
@@ -30,6 +32,7 @@ PLAIN_MEAN_SAMPLES = 5  # plain mean until then: early samples are all we know
 OUTLIER_FACTOR = 3.0  # samples above 3× the average step time are ignored
 OWN_RATE_MIN_STEPS = 3  # a running job's own step rate is trusted after this many steps
 SNAPSHOT_MAX_AGE = 1.0  # seconds an ETA walk of the queue is reused
+MIN_REBUILD_INTERVAL = 0.1  # seconds: a job missing from the snapshot waits at most this long
 WORKER_ALIVE_SECONDS = 30.0  # a worker without a heartbeat for this long is not counted
 AVG_WINDOW = 50  # jobs in the avg_job_seconds mean (as ACE-Step)
 
@@ -104,11 +107,9 @@ def updated_stat(current: TimingStat | None, sample: TimingSample) -> TimingStat
     )
 
 
-async def record_sample(conn: AsyncConnection, sample: TimingSample) -> None:
+def record_sample(conn: Connection, sample: TimingSample) -> None:
     """Fold one sample into ``timing_stats`` (call inside the job's completing transaction)."""
-    row = (
-        await conn.execute(sa.select(timing_stats).where(timing_stats.c.key == sample.key))
-    ).first()
+    row = conn.execute(sa.select(timing_stats).where(timing_stats.c.key == sample.key)).first()
     current = None if row is None else _stat_from_row(row)
     new = updated_stat(current, sample)
     if new is None:
@@ -122,11 +123,9 @@ async def record_sample(conn: AsyncConnection, sample: TimingSample) -> None:
         "updated_at": time.time(),
     }
     if row is None:
-        await conn.execute(timing_stats.insert().values(key=new.key, **values))
+        conn.execute(timing_stats.insert().values(key=new.key, **values))
     else:
-        await conn.execute(
-            timing_stats.update().where(timing_stats.c.key == new.key).values(values)
-        )
+        conn.execute(timing_stats.update().where(timing_stats.c.key == new.key).values(values))
 
 
 def _stat_from_row(row: sa.Row) -> TimingStat:
@@ -175,8 +174,8 @@ def _scaled(stat: TimingStat, factor: float) -> Estimate:
     return Estimate(stat.steps, stat.step_seconds * factor, stat.overhead_seconds)
 
 
-async def load_timing_table(conn: AsyncConnection) -> TimingTable:
-    rows = (await conn.execute(sa.select(timing_stats))).all()
+def load_timing_table(conn: Connection) -> TimingTable:
+    rows = conn.execute(sa.select(timing_stats)).all()
     return TimingTable({r.key: _stat_from_row(r) for r in rows})
 
 
@@ -276,18 +275,15 @@ async def build_snapshot(db: Database) -> QueueSnapshot:
         jobs.c.started_at,
         jobs.c.last_step_at,
     )
-    async with db.read() as conn:
-        table = await load_timing_table(conn)
-        alive = await alive_workers(conn, within_seconds=WORKER_ALIVE_SECONDS)
-        running = (await conn.execute(sa.select(*cols).where(jobs.c.status == "running"))).all()
-        queued = (
-            await conn.execute(
-                sa.select(*cols)
-                .where(jobs.c.status == "queued")
-                .order_by(jobs.c.priority.desc(), jobs.c.id)
-            )
+    def read(conn: Connection) -> tuple[Any, ...]:
+        """Everything the walk needs, from one snapshot in one hop."""
+        running = conn.execute(sa.select(*cols).where(jobs.c.status == "running")).all()
+        queued = conn.execute(
+            sa.select(*cols)
+            .where(jobs.c.status == "queued")
+            .order_by(jobs.c.priority.desc(), jobs.c.id)
         ).all()
-        avg = await conn.scalar(
+        avg = conn.scalar(
             sa.select(sa.func.avg(sa.literal_column("d"))).select_from(
                 sa.select((jobs.c.finished_at - jobs.c.started_at).label("d"))
                 .where(jobs.c.status == "succeeded")
@@ -296,6 +292,10 @@ async def build_snapshot(db: Database) -> QueueSnapshot:
                 .subquery()
             )
         )
+        alive = alive_workers_in(conn, within_seconds=WORKER_ALIVE_SECONDS)
+        return load_timing_table(conn), alive, running, queued, avg
+
+    table, alive, running, queued, avg = await db.run_read(read)
 
     engine_of = {w.worker_id: w.engine for w in alive}
     busy: list[tuple[str, str, float | None]] = []
@@ -334,19 +334,31 @@ async def build_snapshot(db: Database) -> QueueSnapshot:
 
 
 class EtaCache:
-    """One snapshot per process, rebuilt when older than ``SNAPSHOT_MAX_AGE`` or missing a job."""
+    """One snapshot per process, rebuilt when older than ``SNAPSHOT_MAX_AGE`` or missing a job
+    (then at most every ``MIN_REBUILD_INTERVAL``), by one request at a time: concurrent polls
+    wait for that rebuild instead of each walking the whole queue."""
 
     def __init__(self, db: Database, max_age: float = SNAPSHOT_MAX_AGE) -> None:
         self.db = db
         self.max_age = max_age
         self._snapshot: QueueSnapshot | None = None
+        self._rebuilding = asyncio.Lock()
+
+    def _needs_rebuild(self, must_have: str | None) -> bool:
+        snap = self._snapshot
+        if snap is None:
+            return True
+        age = time.time() - snap.computed_at
+        missing = must_have is not None and must_have not in snap.etas
+        return age > self.max_age or (missing and age > MIN_REBUILD_INTERVAL)
 
     async def snapshot(self, must_have: str | None = None) -> QueueSnapshot:
-        snap = self._snapshot
-        stale = snap is None or time.time() - snap.computed_at > self.max_age
-        if stale or (must_have is not None and must_have not in snap.etas):  # type: ignore[union-attr]
-            snap = self._snapshot = await build_snapshot(self.db)
-        return snap  # type: ignore[return-value]
+        if self._needs_rebuild(must_have):
+            async with self._rebuilding:
+                if self._needs_rebuild(must_have):  # another request may have just done it
+                    self._snapshot = await build_snapshot(self.db)
+        assert self._snapshot is not None
+        return self._snapshot
 
     async def eta(self, job_id: str) -> JobEta | None:
         snap = await self.snapshot(must_have=job_id)

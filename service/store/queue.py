@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -64,6 +64,7 @@ def row_to_job(row: Row) -> Job:
 class Enqueued:
     job: Job
     created: bool  # False: an active job with the same idempotency key already existed
+    position: int = 0  # queue position right after the insert (0 when not queued)
 
 
 @dataclass(frozen=True)
@@ -108,13 +109,9 @@ async def enqueue(db: Database, **fields: Any) -> Enqueued:
     """
     new = NewJob(**fields)
     try:
-        async with db.write() as conn:
-            result = await _insert(conn, new)
-            if result.created and new.status == "queued":
-                await notify_new_job(conn)
+        return await db.run_write(lambda conn: _enqueue_sync(conn, new))
     except IntegrityError as exc:
         return await _existing_after_race(db, new, exc)
-    return result
 
 
 async def enqueue_many(db: Database, batch: Sequence[NewJob]) -> list[Enqueued | Exception]:
@@ -123,16 +120,8 @@ async def enqueue_many(db: Database, batch: Sequence[NewJob]) -> list[Enqueued |
     Each item gets its own outcome (a refused item, e.g. ``QueueFull``, does not stop the
     others). This is group commit for concurrent submissions (``service/store/batching.py``).
     """
-    outcomes: list[Enqueued | Exception] = []
     try:
-        async with db.write() as conn:
-            for new in batch:
-                try:
-                    outcomes.append(await _insert(conn, new))
-                except QueueFull as exc:
-                    outcomes.append(exc)
-            if any(isinstance(o, Enqueued) and o.created for o in outcomes):
-                await notify_new_job(conn)
+        return await db.run_write(lambda conn: _enqueue_many_sync(conn, batch))
     except IntegrityError:
         # PostgreSQL: an idempotency key raced another process; the transaction is gone,
         # so take the batch again one job at a time.
@@ -143,32 +132,52 @@ async def enqueue_many(db: Database, batch: Sequence[NewJob]) -> list[Enqueued |
             except QueueFull as exc:
                 singles.append(exc)
         return singles
+
+
+def _enqueue_sync(conn: Connection, new: NewJob) -> Enqueued:
+    result = _insert(conn, new)
+    if result.created and new.status == "queued":
+        _notify(conn)
+    return result
+
+
+def _enqueue_many_sync(conn: Connection, batch: Sequence[NewJob]) -> list[Enqueued | Exception]:
+    outcomes: list[Enqueued | Exception] = []
+    for new in batch:
+        try:
+            outcomes.append(_insert(conn, new))
+        except QueueFull as exc:
+            outcomes.append(exc)
+    if any(isinstance(o, Enqueued) and o.created for o in outcomes):
+        _notify(conn)
     return outcomes
 
 
-async def _insert(conn: AsyncConnection, new: NewJob) -> Enqueued:
+def _insert(conn: Connection, new: NewJob) -> Enqueued:
     if new.idempotency_key is not None:
-        existing = await _active_by_key(conn, new.idempotency_key)
+        existing = _active_by_key(conn, new.idempotency_key)
         if existing is not None:
-            return Enqueued(row_to_job(existing), created=False)
+            job = row_to_job(existing)
+            return Enqueued(job, created=False, position=_position(conn, job))
     if new.queue_maxsize is not None and new.status == "queued":
-        depth = await conn.scalar(
+        depth = conn.scalar(
             sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
         )
-        if depth >= new.queue_maxsize:
+        if depth is not None and depth >= new.queue_maxsize:
             raise QueueFull()
     insert = jobs.insert().values(new.values(time.time())).returning(*jobs.c)
-    row = (await conn.execute(insert)).one()
-    return Enqueued(row_to_job(row), created=True)
+    job = row_to_job(conn.execute(insert).one())
+    return Enqueued(job, created=True, position=_position(conn, job))
 
 
 async def _existing_after_race(db: Database, new: NewJob, exc: IntegrityError) -> Enqueued:
     """PostgreSQL: a concurrent submission with the same idempotency key won the race."""
     if new.idempotency_key is not None:
-        async with db.read() as conn:
-            existing = await _active_by_key(conn, new.idempotency_key)
+        key = new.idempotency_key
+        existing = await db.run_read(lambda conn: _active_by_key(conn, key))
         if existing is not None:
-            return Enqueued(row_to_job(existing), created=False)
+            job = row_to_job(existing)
+            return Enqueued(job, created=False, position=await position_of(db, job))
     raise exc
 
 
@@ -182,20 +191,44 @@ async def notify_new_job(conn: AsyncConnection) -> None:
         await conn.execute(sa.select(sa.func.pg_notify(NEW_JOB_CHANNEL, "")))
 
 
-async def _active_by_key(conn: AsyncConnection, key: str) -> Row | None:
+def _notify(conn: Connection) -> None:
+    """``notify_new_job`` inside a synchronous transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_notify(NEW_JOB_CHANNEL, "")))
+
+
+def _active_by_key(conn: Connection, key: str) -> Row | None:
     stmt = sa.select(jobs).where(jobs.c.idempotency_key == key, jobs.c.status.in_(ACTIVE_STATUSES))
-    return (await conn.execute(stmt)).first()
+    return conn.execute(stmt).first()
 
 
 # --- reading ------------------------------------------------------------------------------
 
 
 async def get_job(db: Database, job_id: str) -> Job:
-    async with db.read() as conn:
-        row = (await conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id))).first()
+    row = await db.run_read(
+        lambda conn: conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).first()
+    )
     if row is None:
         raise JobNotFound()
     return row_to_job(row)
+
+
+async def get_job_with_position(db: Database, job_id: str) -> tuple[Job, int]:
+    """A job and its queue position from one snapshot, in one hop (the status routes' read)."""
+
+    def read(conn: Connection) -> tuple[Job, int]:
+        row = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).first()
+        if row is None:
+            raise JobNotFound()
+        job = row_to_job(row)
+        return job, _position(conn, job)
+
+    return await db.run_read(read)
+
+
+async def position_of(db: Database, job: Job) -> int:
+    return await db.run_read(lambda conn: _position(conn, job))
 
 
 async def get_jobs(db: Database, job_ids: Sequence[str]) -> dict[str, Job]:
@@ -215,11 +248,8 @@ async def list_jobs(db: Database, *, status: str | None = None, limit: int = 100
         return [row_to_job(r) for r in (await conn.execute(stmt)).all()]
 
 
-async def queue_position(conn: AsyncConnection, job: Job) -> int:
-    """Queued jobs ahead of ``job`` in claim order, plus one; 0 when it is not queued."""
-    if job.status != "queued":
-        return 0
-    ahead = await conn.scalar(
+def _position_query(job: Job) -> sa.Select[Any]:
+    return (
         sa.select(sa.func.count())
         .select_from(jobs)
         .where(
@@ -230,7 +260,20 @@ async def queue_position(conn: AsyncConnection, job: Job) -> int:
             ),
         )
     )
-    return int(ahead or 0) + 1
+
+
+def _position(conn: Connection, job: Job) -> int:
+    """Queued jobs ahead of ``job`` in claim order, plus one; 0 when it is not queued."""
+    if job.status != "queued":
+        return 0
+    return int(conn.scalar(_position_query(job)) or 0) + 1
+
+
+async def queue_position(conn: Any, job: Job) -> int:
+    """``_position`` on an open async transaction (``async with db.read() as conn``)."""
+    if job.status != "queued":
+        return 0
+    return int(await conn.scalar(_position_query(job)) or 0) + 1
 
 
 async def counts_by_status(db: Database) -> dict[str, int]:
@@ -287,14 +330,17 @@ async def claim(
         )
         .returning(*jobs.c)
     )
-    async with db.write() as conn:
-        row = (await conn.execute(stmt)).first()
+    def claim_one(conn: Connection) -> Row | None:
+        row = conn.execute(stmt).first()
         if row is not None:
-            await conn.execute(
+            conn.execute(
                 workers.update()
                 .where(workers.c.worker_id == worker_id)
                 .values(current_job=row.job_id, heartbeat_at=now)
             )
+        return row
+
+    row = await db.run_write(claim_one)
     return None if row is None else Claimed(row_to_job(row), token)
 
 
@@ -327,8 +373,7 @@ async def renew(
         )
         .returning(jobs.c.cancel_requested)
     )
-    async with db.write() as conn:
-        row = (await conn.execute(stmt)).first()
+    row = await db.run_write(lambda conn: conn.execute(stmt).first())
     if row is None:
         raise LeaseLost()
     return bool(row.cancel_requested)
@@ -339,7 +384,7 @@ async def complete(
     claimed: Claimed,
     result: JobResult,
     *,
-    after: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    after: Callable[[Connection], None] | None = None,
 ) -> None:
     """Mark the job succeeded, fenced by its lease; ``after`` runs SQL in the same transaction."""
     now = time.time()
@@ -358,17 +403,19 @@ async def complete(
             error=None,
         )
     )
-    async with db.write() as conn:
-        if (await conn.execute(stmt)).rowcount != 1:
+    def finish(conn: Connection) -> None:
+        if conn.execute(stmt).rowcount != 1:
             raise LeaseLost()
-        await _worker_done(conn, claimed.job.worker_id, now)
+        _worker_done(conn, claimed.job.worker_id, now)
         if after is not None:
-            await after(conn)
+            after(conn)
+
+    await db.run_write(finish)
 
 
-async def _worker_done(conn: AsyncConnection, worker_id: str | None, now: float) -> None:
+def _worker_done(conn: Connection, worker_id: str | None, now: float) -> None:
     if worker_id is not None:
-        await conn.execute(
+        conn.execute(
             workers.update()
             .where(workers.c.worker_id == worker_id)
             .values(jobs_done=workers.c.jobs_done + 1, current_job=None, heartbeat_at=now)
@@ -400,11 +447,16 @@ async def fail(
         }
     else:
         values |= {"status": "failed", "finished_at": now, "stage": "failed"}
-    async with db.write() as conn:
-        stmt = jobs.update().where(_fenced(job.job_id, claimed.lease_token)).values(values)
-        if (await conn.execute(stmt)).rowcount != 1:
+    stmt = jobs.update().where(_fenced(job.job_id, claimed.lease_token)).values(values)
+
+    def record(conn: Connection) -> None:
+        if conn.execute(stmt).rowcount != 1:
             raise LeaseLost()
-        await _worker_done(conn, job.worker_id, now)
+        _worker_done(conn, job.worker_id, now)
+        if retry:
+            _notify(conn)
+
+    await db.run_write(record)
     return "queued" if retry else "failed"
 
 
@@ -425,10 +477,12 @@ async def release(db: Database, claimed: Claimed) -> None:
             run_after=time.time(),
         )
     )
-    async with db.write() as conn:
-        await conn.execute(stmt)
-        await _worker_done(conn, claimed.job.worker_id, time.time())
-        await notify_new_job(conn)
+    def give_back(conn: Connection) -> None:
+        conn.execute(stmt)
+        _worker_done(conn, claimed.job.worker_id, time.time())
+        _notify(conn)
+
+    await db.run_write(give_back)
 
 
 async def finish_cancelled(db: Database, claimed: Claimed) -> None:
@@ -445,9 +499,11 @@ async def finish_cancelled(db: Database, claimed: Claimed) -> None:
             lease_until=None,
         )
     )
-    async with db.write() as conn:
-        await conn.execute(stmt)
-        await _worker_done(conn, claimed.job.worker_id, now)
+    def stop(conn: Connection) -> None:
+        conn.execute(stmt)
+        _worker_done(conn, claimed.job.worker_id, now)
+
+    await db.run_write(stop)
 
 
 async def cancel(db: Database, job_id: str) -> Job:
@@ -483,8 +539,14 @@ async def sweep_expired_leases(db: Database, now: float | None = None) -> SweepR
     """Jobs whose worker vanished: back to the queue while attempts remain, else failed."""
     now = time.time() if now is None else now
     expired = sa.and_(jobs.c.status == "running", jobs.c.lease_until < now)
-    async with db.write() as conn:
-        requeued = await conn.execute(
+    # Every worker sweeps every second: look first (a reader, no lock) and write only when a
+    # lease has really expired, so idle sweeps never compete with submissions for the lock.
+    anything = sa.select(jobs.c.id).where(expired).limit(1)
+    if await db.run_read(lambda conn: conn.execute(anything).first()) is None:
+        return SweepResult(0, 0)
+
+    def sweep(conn: Connection) -> SweepResult:
+        requeued = conn.execute(
             jobs.update()
             .where(expired, jobs.c.attempts < jobs.c.max_attempts)
             .values(
@@ -498,7 +560,7 @@ async def sweep_expired_leases(db: Database, now: float | None = None) -> SweepR
                 stage="queued (requeued: its worker stopped answering)",
             )
         )
-        failed = await conn.execute(
+        failed = conn.execute(
             jobs.update()
             .where(expired, jobs.c.attempts >= jobs.c.max_attempts)
             .values(
@@ -514,7 +576,9 @@ async def sweep_expired_leases(db: Database, now: float | None = None) -> SweepR
                 ),
             )
         )
-    return SweepResult(requeued.rowcount, failed.rowcount)
+        return SweepResult(requeued.rowcount, failed.rowcount)
+
+    return await db.run_write(sweep)
 
 
 # --- deleting (DELETE /api/tasks, retention) -----------------------------------------------
@@ -577,12 +641,12 @@ async def register_worker(
 
 
 async def heartbeat(db: Database, worker_id: str) -> None:
-    async with db.write() as conn:
-        await conn.execute(
-            workers.update()
-            .where(workers.c.worker_id == worker_id)
-            .values(heartbeat_at=time.time(), stopped_at=None)
-        )
+    stmt = (
+        workers.update()
+        .where(workers.c.worker_id == worker_id)
+        .values(heartbeat_at=time.time(), stopped_at=None)
+    )
+    await db.run_write(lambda conn: conn.execute(stmt))
 
 
 async def unregister_worker(db: Database, worker_id: str) -> None:
@@ -626,12 +690,20 @@ def _worker_info(r: Row) -> WorkerInfo:
     )
 
 
-async def alive_workers(conn: AsyncConnection, *, within_seconds: float) -> list[WorkerInfo]:
-    """Workers that sent a heartbeat recently and have not said goodbye."""
-    stmt = sa.select(workers).where(
+def _alive_query(within_seconds: float) -> sa.Select[Any]:
+    return sa.select(workers).where(
         workers.c.heartbeat_at >= time.time() - within_seconds, workers.c.stopped_at.is_(None)
     )
-    return [_worker_info(r) for r in (await conn.execute(stmt)).all()]
+
+
+def alive_workers_in(conn: Connection, *, within_seconds: float) -> list[WorkerInfo]:
+    """Workers that sent a heartbeat recently and have not said goodbye."""
+    return [_worker_info(r) for r in conn.execute(_alive_query(within_seconds)).all()]
+
+
+async def alive_workers(conn: Any, *, within_seconds: float) -> list[WorkerInfo]:
+    """``alive_workers_in`` on an open async transaction (``async with db.read() as conn``)."""
+    return [_worker_info(r) for r in (await conn.execute(_alive_query(within_seconds))).all()]
 
 
 # --- observing (metrics) ------------------------------------------------------------------

@@ -105,8 +105,8 @@ async def test_snapshot_from_the_database(db: Database) -> None:
     await queue.register_worker(db, worker_id="w", host="h", pid=1, engine="synth", model_name="m")
     snap = await build_snapshot(db)
     assert snap.etas[first.job_id] is None  # a worker but no statistics yet
-    async with db.write() as conn:
-        await record_sample(conn, sample(0.5, overhead=1.0, steps=10, duration=20.0))
+    seed = sample(0.5, overhead=1.0, steps=10, duration=20.0)
+    await db.run_write(lambda conn: record_sample(conn, seed))
     snap = await build_snapshot(db)
     assert snap.etas[first.job_id] == JobEta(0.0, pytest.approx(6.0))
     assert snap.etas[second.job_id] == JobEta(pytest.approx(6.0), pytest.approx(12.0))
@@ -122,11 +122,9 @@ async def test_snapshot_from_the_database(db: Database) -> None:
 
 
 async def test_statistics_survive_a_restart(db: Database) -> None:
-    async with db.write() as conn:
-        await record_sample(conn, sample(0.25))
+    await db.run_write(lambda conn: record_sample(conn, sample(0.25)))
     await db.dispose()
     reopened = open_database(db.url)
-    async with reopened.read() as conn:
-        table = await load_timing_table(conn)
+    table = await reopened.run_read(load_timing_table)
     await reopened.dispose()
     assert table.estimate("synth", "text2music", 20.0, 1) == Estimate(10, 0.25, 1.0)

@@ -56,8 +56,7 @@ async def test_jobs_run_to_files_with_statistics(settings: Settings, db: Databas
             info = sf.info(str(settings.outputs_dir / item.path))
             assert info.frames == round(1.5 * 44100) and info.channels == 2
         assert job.result.seed_value == "0,1"
-    async with db.read() as conn:
-        table = await load_timing_table(conn)
+    table = await db.run_read(load_timing_table)
     assert table.estimate("timed", "text2music", 1.5, 2) is not None
 
 
