@@ -183,3 +183,21 @@ async def test_claim_and_position_queries_use_the_index(db: Database) -> None:
         ).all()
     text = " ".join(str(row[-1]) for row in plan)
     assert "ix_jobs_claim" in text and "TEMP B-TREE" not in text
+
+
+async def test_position_at_submission_matches_the_claim_order(db: Database) -> None:
+    """The position counted while inserting (in batches too) equals the one read later."""
+    outcomes = await queue.enqueue_many(
+        db,
+        [
+            queue.NewJob(job_id=f"b{i}", request=make_request(), duration=2.0, priority=p)
+            for i, p in enumerate([0, 0, 3, 0, 3, 1])
+        ],
+    )
+    jobs_in = [o for o in outcomes if isinstance(o, queue.Enqueued)]
+    assert [e.position for e in jobs_in] == [1, 2, 1, 4, 2, 3]
+    async with db.read() as conn:
+        now = [
+            await queue.queue_position(conn, await queue.get_job(db, e.job.job_id)) for e in jobs_in
+        ]
+    assert now == [4, 5, 1, 6, 2, 3]  # later, higher-priority arrivals moved ahead of them
