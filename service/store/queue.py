@@ -164,17 +164,66 @@ def _enqueue_sync(conn: Connection, new: NewJob) -> Enqueued:
     return result
 
 
+INSERT_RETURNING_IDS = jobs.insert().returning(jobs.c.id, sort_by_parameter_order=True)
+
+
 def _enqueue_many_sync(conn: Connection, batch: Sequence[NewJob]) -> list[Enqueued | Exception]:
-    outcomes: list[Enqueued | Exception] = []
+    """Keyed jobs one by one (they look for an active twin first); the rest in ONE multi-row
+    INSERT built once, with the new rows' ids returned in order."""
+    outcomes: list[Enqueued | Exception | None] = []
     tally = _QueuedTally(conn)
+    plain: list[tuple[int, NewJob, int]] = []  # (index in outcomes, job, its position)
     for new in batch:
         try:
-            outcomes.append(_insert(conn, new, tally))
+            if new.idempotency_key is not None:
+                outcomes.append(_insert(conn, new, tally))
+                continue
+            queued = new.status == "queued"
+            if queued and new.queue_maxsize is not None and tally.depth >= new.queue_maxsize:
+                raise QueueFull()
+            plain.append((len(outcomes), new, tally.add(new.priority) if queued else 0))
+            outcomes.append(None)
         except QueueFull as exc:
             outcomes.append(exc)
+    if plain:
+        now = time.time()
+        rows = [new.values(now) for _, new, _ in plain]
+        ids = [row.id for row in conn.execute(INSERT_RETURNING_IDS, rows).all()]
+        for (index, new, position), job_id, values in zip(plain, ids, rows, strict=True):
+            outcomes[index] = Enqueued(_new_job(new, job_id, values), True, position)
     if any(isinstance(o, Enqueued) and o.created for o in outcomes):
         _notify(conn)
-    return outcomes
+    return [o for o in outcomes if o is not None]
+
+
+def _new_job(new: NewJob, row_id: int, values: dict[str, Any]) -> Job:
+    """The ``Job`` a fresh insert made, without reading the row back."""
+    return Job(
+        id=row_id,
+        job_id=new.job_id,
+        api=new.api,
+        task_type=new.request.task_type,
+        status=new.status,  # type: ignore[arg-type]
+        priority=new.priority,
+        request=new.request,
+        duration=new.duration,
+        batch_size=new.request.batch_size,
+        created_at=values["created_at"],
+        started_at=None,
+        finished_at=values["finished_at"],
+        attempts=0,
+        max_attempts=new.max_attempts,
+        worker_id=None,
+        engine=None,
+        steps_done=0,
+        steps_total=0,
+        progress=0.0,
+        stage=new.status,
+        last_step_at=None,
+        cancel_requested=False,
+        result=None,
+        error=new.error,
+    )
 
 
 def _insert(conn: Connection, new: NewJob, tally: _QueuedTally) -> Enqueued:
