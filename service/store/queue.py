@@ -276,9 +276,7 @@ def _active_by_key(conn: Connection, key: str) -> Row | None:
 
 
 async def get_job(db: Database, job_id: str) -> Job:
-    row = await db.run_read(
-        lambda conn: conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).first()
-    )
+    row = await db.run_read(lambda conn: conn.execute(JOB_BY_ID, {"job_id": job_id}).first())
     if row is None:
         raise JobNotFound()
     return row_to_job(row)
@@ -288,7 +286,7 @@ async def get_job_with_position(db: Database, job_id: str) -> tuple[Job, int]:
     """A job and its queue position from one snapshot, in one hop (the status routes' read)."""
 
     def read(conn: Connection) -> tuple[Job, int]:
-        row = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).first()
+        row = conn.execute(JOB_BY_ID, {"job_id": job_id}).first()
         if row is None:
             raise JobNotFound()
         job = row_to_job(row)
@@ -318,35 +316,42 @@ async def list_jobs(db: Database, *, status: str | None = None, limit: int = 100
         return [row_to_job(r) for r in (await conn.execute(stmt)).all()]
 
 
-def _position_query(job: Job) -> sa.Select[Any]:
-    """Jobs ahead: two range counts on ix_jobs_claim (an OR of the two scans every queued row,
-    three times slower at 2,000 queued)."""
+def _ahead(*conditions: sa.ColumnElement[bool]) -> sa.ScalarSelect[Any]:
+    return (
+        sa.select(sa.func.count())
+        .select_from(jobs)
+        .where(jobs.c.status == "queued", *conditions)
+        .scalar_subquery()
+    )
 
-    def ahead(*conditions: sa.ColumnElement[bool]) -> sa.ScalarSelect[Any]:
-        return (
-            sa.select(sa.func.count())
-            .select_from(jobs)
-            .where(jobs.c.status == "queued", *conditions)
-            .scalar_subquery()
-        )
 
-    higher = ahead(jobs.c.priority > job.priority)
-    earlier = ahead(jobs.c.priority == job.priority, jobs.c.id < job.id)
-    return sa.select(higher + earlier)
+# Hot statements are built once with bind parameters: SQLAlchemy then finds their compiled
+# form by identity instead of computing a cache key per call (about 0.5 ms each, measured).
+# Jobs ahead: two range counts on ix_jobs_claim (an OR of the two scans every queued row,
+# three times slower at 2,000 queued).
+POSITION = sa.select(
+    _ahead(jobs.c.priority > sa.bindparam("priority"))
+    + _ahead(jobs.c.priority == sa.bindparam("priority"), jobs.c.id < sa.bindparam("id"))
+)
+JOB_BY_ID = sa.select(jobs).where(jobs.c.job_id == sa.bindparam("job_id"))
+
+
+def _position_params(job: Job) -> dict[str, int]:
+    return {"priority": job.priority, "id": job.id}
 
 
 def _position(conn: Connection, job: Job) -> int:
     """Queued jobs ahead of ``job`` in claim order, plus one; 0 when it is not queued."""
     if job.status != "queued":
         return 0
-    return int(conn.scalar(_position_query(job)) or 0) + 1
+    return int(conn.scalar(POSITION, _position_params(job)) or 0) + 1
 
 
 async def queue_position(conn: Any, job: Job) -> int:
     """``_position`` on an open async transaction (``async with db.read() as conn``)."""
     if job.status != "queued":
         return 0
-    return int(await conn.scalar(_position_query(job)) or 0) + 1
+    return int(await conn.scalar(POSITION, _position_params(job)) or 0) + 1
 
 
 async def counts_by_status(db: Database) -> dict[str, int]:
@@ -366,6 +371,39 @@ class Claimed:
     lease_token: str
 
 
+_NEXT_CLAIMABLE = (
+    sa.select(jobs.c.id)
+    .where(jobs.c.status == "queued", jobs.c.run_after <= sa.bindparam("claim_now"))
+    .order_by(jobs.c.priority.desc(), jobs.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+CLAIM = (
+    jobs.update()
+    .where(jobs.c.id == _NEXT_CLAIMABLE, jobs.c.status == "queued")
+    .values(
+        status="running",
+        worker_id=sa.bindparam("claim_worker"),
+        lease_token=sa.bindparam("claim_token"),
+        lease_until=sa.bindparam("claim_lease_until"),
+        attempts=jobs.c.attempts + 1,
+        started_at=sa.bindparam("claim_now"),
+        engine=sa.bindparam("claim_engine"),
+        steps_done=0,
+        progress=0.0,
+        stage="starting",
+        last_step_at=None,
+    )
+    .returning(*jobs.c)
+)
+WORKER_BUSY = (
+    workers.update()
+    .where(workers.c.worker_id == sa.bindparam("w_id"))
+    .values(current_job=sa.bindparam("w_job"), heartbeat_at=sa.bindparam("w_now"))
+)
+
+
 async def claim(
     db: Database, *, worker_id: str, engine: str, lease_seconds: float
 ) -> Claimed | None:
@@ -377,40 +415,18 @@ async def claim(
     """
     now = time.time()
     token = secrets.token_hex(16)
-    next_id = (
-        sa.select(jobs.c.id)
-        .where(jobs.c.status == "queued", jobs.c.run_after <= now)
-        .order_by(jobs.c.priority.desc(), jobs.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    stmt = (
-        jobs.update()
-        .where(jobs.c.id == next_id, jobs.c.status == "queued")
-        .values(
-            status="running",
-            worker_id=worker_id,
-            lease_token=token,
-            lease_until=now + lease_seconds,
-            attempts=jobs.c.attempts + 1,
-            started_at=now,
-            engine=engine,
-            steps_done=0,
-            progress=0.0,
-            stage="starting",
-            last_step_at=None,
-        )
-        .returning(*jobs.c)
-    )
+    params = {
+        "claim_now": now,
+        "claim_worker": worker_id,
+        "claim_token": token,
+        "claim_lease_until": now + lease_seconds,
+        "claim_engine": engine,
+    }
+
     def claim_one(conn: Connection) -> Row | None:
-        row = conn.execute(stmt).first()
+        row = conn.execute(CLAIM, params).first()
         if row is not None:
-            conn.execute(
-                workers.update()
-                .where(workers.c.worker_id == worker_id)
-                .values(current_job=row.job_id, heartbeat_at=now)
-            )
+            conn.execute(WORKER_BUSY, {"w_id": worker_id, "w_job": row.job_id, "w_now": now})
         return row
 
     row = await db.run_write(claim_one)
@@ -419,6 +435,25 @@ async def claim(
 
 def _fenced(job_id: str, token: str) -> sa.ColumnElement[bool]:
     return sa.and_(jobs.c.job_id == job_id, jobs.c.lease_token == token, jobs.c.status == "running")
+
+
+RENEW = (
+    jobs.update()
+    .where(
+        jobs.c.job_id == sa.bindparam("r_job"),
+        jobs.c.lease_token == sa.bindparam("r_token"),
+        jobs.c.status == "running",
+    )
+    .values(
+        lease_until=sa.bindparam("r_lease_until"),
+        steps_done=sa.bindparam("r_done"),
+        steps_total=sa.bindparam("r_total"),
+        progress=sa.bindparam("r_progress"),
+        stage=sa.bindparam("r_stage"),
+        last_step_at=sa.bindparam("r_now"),
+    )
+    .returning(jobs.c.cancel_requested)
+)
 
 
 async def renew(
@@ -432,21 +467,17 @@ async def renew(
 ) -> bool:
     """Record progress and extend the lease. Returns whether a cancel was requested."""
     now = time.time()
-    progress = min(steps_done / steps_total, 1.0) if steps_total else 0.0
-    stmt = (
-        jobs.update()
-        .where(_fenced(claimed.job.job_id, claimed.lease_token))
-        .values(
-            lease_until=now + lease_seconds,
-            steps_done=steps_done,
-            steps_total=steps_total,
-            progress=progress,
-            stage=stage,
-            last_step_at=now,
-        )
-        .returning(jobs.c.cancel_requested)
-    )
-    row = await db.run_write(lambda conn: conn.execute(stmt).first())
+    params = {
+        "r_job": claimed.job.job_id,
+        "r_token": claimed.lease_token,
+        "r_lease_until": now + lease_seconds,
+        "r_done": steps_done,
+        "r_total": steps_total,
+        "r_progress": min(steps_done / steps_total, 1.0) if steps_total else 0.0,
+        "r_stage": stage,
+        "r_now": now,
+    }
+    row = await db.run_write(lambda conn: conn.execute(RENEW, params).first())
     if row is None:
         raise LeaseLost()
     return bool(row.cancel_requested)
@@ -476,6 +507,7 @@ async def complete(
             error=None,
         )
     )
+
     def finish(conn: Connection) -> None:
         if conn.execute(stmt).rowcount != 1:
             raise LeaseLost()
@@ -550,6 +582,7 @@ async def release(db: Database, claimed: Claimed) -> None:
             run_after=time.time(),
         )
     )
+
     def give_back(conn: Connection) -> None:
         conn.execute(stmt)
         _worker_done(conn, claimed.job.worker_id, time.time())
@@ -572,6 +605,7 @@ async def finish_cancelled(db: Database, claimed: Claimed) -> None:
             lease_until=None,
         )
     )
+
     def stop(conn: Connection) -> None:
         conn.execute(stmt)
         _worker_done(conn, claimed.job.worker_id, now)
