@@ -348,11 +348,15 @@ class EtaCache:
         snap = self._snapshot
         if snap is None:
             return True
-        age = time.time() - snap.computed_at
         missing = must_have is not None and must_have not in snap.etas
-        return age > self.max_age or (missing and age > MIN_REBUILD_INTERVAL)
+        return missing or time.time() - snap.computed_at > self.max_age
 
     async def snapshot(self, must_have: str | None = None) -> QueueSnapshot:
+        snap = self._snapshot
+        if snap is not None and must_have is not None and must_have not in snap.etas:
+            # A new job: wait until the snapshot is MIN_REBUILD_INTERVAL old, so that a burst
+            # of submissions costs ten walks a second at most, not one walk per request.
+            await asyncio.sleep(max(MIN_REBUILD_INTERVAL - (time.time() - snap.computed_at), 0))
         if self._needs_rebuild(must_have):
             async with self._rebuilding:
                 if self._needs_rebuild(must_have):  # another request may have just done it

@@ -303,8 +303,8 @@ async def get_jobs(db: Database, job_ids: Sequence[str]) -> dict[str, Job]:
     """The jobs that exist among ``job_ids``, by id."""
     if not job_ids:
         return {}
-    async with db.read() as conn:
-        rows = (await conn.execute(sa.select(jobs).where(jobs.c.job_id.in_(list(job_ids))))).all()
+    ids = list(job_ids)
+    rows = await db.run_read(lambda conn: conn.execute(JOBS_BY_IDS, {"job_ids": ids}).all())
     return {row.job_id: row_to_job(row) for row in rows}
 
 
@@ -334,6 +334,7 @@ POSITION = sa.select(
     + _ahead(jobs.c.priority == sa.bindparam("priority"), jobs.c.id < sa.bindparam("id"))
 )
 JOB_BY_ID = sa.select(jobs).where(jobs.c.job_id == sa.bindparam("job_id"))
+JOBS_BY_IDS = sa.select(jobs).where(jobs.c.job_id.in_(sa.bindparam("job_ids", expanding=True)))
 
 
 def _position_params(job: Job) -> dict[str, int]:
