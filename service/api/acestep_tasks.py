@@ -31,17 +31,15 @@ async def query_result(request: Request) -> Response:
     body = await read_body(request, state.settings, allow_empty=True)
     require_token(state.settings, request, body.fields)
     ids = task_ids(body.fields)
-    found = await queue.get_jobs(state.db, ids)
+    found = await queue.get_jobs_with_positions(state.db, ids)
     entries = []
     for task_id in ids:
-        job = found.get(task_id)
-        if job is None:
+        if task_id not in found:
             entries.append(era_c_unknown(task_id))
             continue
-        position = 0
+        job, position = found[task_id]
         eta = None
         if job.status in ("queued", "running"):
-            position = await queue.position_of(state.db, job)
             eta = await state.etas.eta(job.job_id)
         entries.append(era_c_entry(state.settings, job, position=position, eta=eta))
     return JSONResponse(wrap(entries))

@@ -295,6 +295,24 @@ async def get_job_with_position(db: Database, job_id: str) -> tuple[Job, int]:
     return await db.run_read(read)
 
 
+async def get_jobs_with_positions(
+    db: Database, job_ids: Sequence[str]
+) -> dict[str, tuple[Job, int]]:
+    """The existing jobs among ``job_ids`` with their queue positions, in one hop."""
+    if not job_ids:
+        return {}
+    ids = list(job_ids)
+
+    def read(conn: Connection) -> dict[str, tuple[Job, int]]:
+        found = {}
+        for row in conn.execute(JOBS_BY_IDS, {"job_ids": ids}).all():
+            job = row_to_job(row)
+            found[job.job_id] = (job, _position(conn, job))
+        return found
+
+    return await db.run_read(read)
+
+
 async def position_of(db: Database, job: Job) -> int:
     return await db.run_read(lambda conn: _position(conn, job))
 
