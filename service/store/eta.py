@@ -122,10 +122,29 @@ def record_sample(conn: Connection, sample: TimingSample) -> None:
         "duration": new.duration,
         "updated_at": time.time(),
     }
-    if row is None:
-        conn.execute(timing_stats.insert().values(key=new.key, **values))
-    else:
-        conn.execute(timing_stats.update().where(timing_stats.c.key == new.key).values(values))
+    write_stat(conn, new, values, exists=row is not None)
+
+
+def write_stat(conn: Connection, stat: TimingStat, values: dict[str, Any], *, exists: bool) -> None:
+    """Store a key's new averages. A key seen for the first time is an upsert: two workers may
+    finish its first job at once, and a duplicate key would roll back, and so re-run, a
+    finished job."""
+    if exists:
+        conn.execute(timing_stats.update().where(timing_stats.c.key == stat.key).values(values))
+        return
+    insert = _upsert_dialect(conn).insert(timing_stats).values(key=stat.key, **values)
+    conn.execute(insert.on_conflict_do_update(index_elements=["key"], set_=values))
+
+
+def _upsert_dialect(conn: Connection) -> Any:
+    """The dialect module whose ``insert`` has ``on_conflict_do_update`` (both have it)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite
 
 
 def _stat_from_row(row: sa.Row) -> TimingStat:
@@ -275,6 +294,7 @@ async def build_snapshot(db: Database) -> QueueSnapshot:
         jobs.c.started_at,
         jobs.c.last_step_at,
     )
+
     def read(conn: Connection) -> tuple[Any, ...]:
         """Everything the walk needs, from one snapshot in one hop."""
         running = conn.execute(sa.select(*cols).where(jobs.c.status == "running")).all()

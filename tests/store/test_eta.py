@@ -20,6 +20,7 @@ from service.store.eta import (
     stats_key,
     updated_stat,
     walk_queue,
+    write_stat,
 )
 from tests.conftest import submit
 
@@ -128,3 +129,23 @@ async def test_statistics_survive_a_restart(db: Database) -> None:
     table = await reopened.run_read(load_timing_table)
     await reopened.dispose()
     assert table.estimate("synth", "text2music", 20.0, 1) == Estimate(10, 0.25, 1.0)
+
+
+async def test_a_first_sample_racing_another_worker_does_not_fail(db: Database) -> None:
+    """The row appears between this worker's read and its insert (another worker finished the
+    key's first job at the same moment): the write still succeeds, keeping the newer figures."""
+    first = sample(0.5)
+    await db.run_write(lambda conn: record_sample(conn, first))  # the other worker's row
+    stat = updated_stat(None, sample(0.75))
+    assert stat is not None
+    values = {
+        "samples": 1,
+        "step_seconds": 0.75,
+        "overhead_seconds": 1.0,
+        "steps": 10.0,
+        "duration": 20.0,
+        "updated_at": 0.0,
+    }
+    await db.run_write(lambda conn: write_stat(conn, stat, values, exists=False))
+    table = await db.run_read(load_timing_table)
+    assert table.estimate("synth", "text2music", 20.0, 1) == Estimate(10.0, 0.75, 1.0)
