@@ -4,14 +4,21 @@ polling with a deadline (never a fixed sleep). Shared by tests/api and tests/dif
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import uvicorn
+
 from models.engine import Engine
-from service.config import Settings
+from service.app import create_app
+from service.config import Settings, load_settings
 from service.store.db import open_database
+from service.store.migrate import upgrade
+from tests.processes import free_port
 
 START_TIMEOUT = 20.0  # seconds for uvicorn and the worker to come up
 POLL_INTERVAL = 0.05  # seconds between polls
@@ -72,3 +79,31 @@ class WorkerThread:
         assert not self.thread.is_alive(), "worker did not stop"
         if self.error is not None:
             raise self.error
+
+
+@contextlib.contextmanager
+def serving(home: Path, **overrides: Any) -> Iterator[tuple[Settings, str]]:
+    """Migrate a fresh database in ``home`` and serve the app with uvicorn in a thread;
+    yields the settings and the base URL, and stops the server afterwards."""
+    port = free_port()
+    settings = load_settings(
+        environ={}, env_file=None, home=str(home), port=port, engine="synth", **overrides
+    )
+    upgrade(settings.database)
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="sq-api", daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, START_TIMEOUT, "uvicorn to start")
+        yield settings, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(START_TIMEOUT)

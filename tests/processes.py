@@ -78,3 +78,16 @@ def api_process(home: Path, log: Path, **env: str) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc, signal.SIGKILL)
+
+
+def finished_job(base_url: str, job_id: str, timeout: float) -> dict:
+    """Poll ``GET /v1/jobs/{id}`` until the job succeeded or failed; its last state."""
+    job: dict = {}
+
+    def finished() -> bool:
+        nonlocal job
+        job = httpx.get(f"{base_url}/v1/jobs/{job_id}").json()
+        return job["status"] in ("succeeded", "failed")
+
+    wait_until(finished, timeout, f"job {job_id} to finish")
+    return job

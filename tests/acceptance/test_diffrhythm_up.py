@@ -13,7 +13,15 @@ import httpx
 import pytest
 import soundfile as sf
 
-from tests.processes import free_port, process_env, songqueue, stop, wait_http, wait_until
+from tests.processes import (
+    finished_job,
+    free_port,
+    process_env,
+    songqueue,
+    stop,
+    wait_http,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -53,14 +61,7 @@ def test_up_picks_diffrhythm_when_its_weights_are_present(tmp_path: Path) -> Non
             "audio_format": "wav",
         }
         job_id = httpx.post(f"{base}/v1/music/generate", json=body).json()["job_id"]
-        job: dict = {}
-
-        def finished() -> bool:
-            nonlocal job
-            job = httpx.get(f"{base}/v1/jobs/{job_id}").json()
-            return job["status"] in ("succeeded", "failed")
-
-        wait_until(finished, 180, "the DiffRhythm job")
+        job = finished_job(base, job_id, 180)
         assert job["status"] == "succeeded", job
         assert job["result"]["dit_model"] == "diffrhythm-v1.2"
         audio = httpx.get(base + job["result"]["first_audio_path"])

@@ -20,6 +20,7 @@ from service.store.tables import jobs, workers
 from tests.conftest import submit
 from tests.processes import (
     api_process,
+    finished_job,
     free_port,
     process_env,
     songqueue,
@@ -167,14 +168,7 @@ def test_up_serves_the_readme_flow_and_stops_cleanly(tmp_path: Path) -> None:
             "audio_format": "wav",
         }
         job_id = httpx.post(f"{base}/v1/music/generate", json=body).json()["job_id"]
-        job: dict = {}
-
-        def finished() -> bool:
-            nonlocal job
-            job = httpx.get(f"{base}/v1/jobs/{job_id}").json()
-            return job["status"] in ("succeeded", "failed")
-
-        wait_until(finished, 60, "the job to finish")
+        job = finished_job(base, job_id, 60)
         assert job["status"] == "succeeded", job
         audio = httpx.get(base + job["result"]["first_audio_path"])
         assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +18,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
 from models.audio import write_audio
 from models.engine import Audio
-from service.app import create_app
-from service.config import Settings, load_settings
-from service.store.migrate import upgrade
-from tests.harness import START_TIMEOUT, WorkerThread, wait_for
-from tests.processes import free_port
+from service.config import Settings
+from tests.harness import START_TIMEOUT, WorkerThread, serving, wait_for
 
 JOB_TIMEOUT = 30.0  # seconds for one tiny job to finish, generous for 2 slow cores
 
@@ -135,25 +130,12 @@ def _text(value: Any) -> str:
 @contextlib.contextmanager
 def run_server(home: Path, *, worker: bool = True, **overrides: Any) -> Iterator[Server]:
     """Migrate a fresh database, start uvicorn (and a worker), yield, then stop both."""
-    port = free_port()
-    settings = load_settings(
-        environ={}, env_file=None, home=str(home), port=port, engine="synth", **overrides
-    )
-    upgrade(settings.database)
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="sq-api", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, START_TIMEOUT, "uvicorn to start")
+    with serving(home, **overrides) as (settings, base):
+        yield from _with_worker(settings, base, worker=worker)
+
+
+def _with_worker(settings: Settings, base: str, *, worker: bool) -> Iterator[Server]:
     worker_thread = WorkerThread(settings) if worker else None
-    base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, timeout=JOB_TIMEOUT) as client:
         key = settings.api_key
         auth = {"Authorization": f"Bearer {key}"} if key else {}
@@ -172,8 +154,6 @@ def run_server(home: Path, *, worker: bool = True, **overrides: Any) -> Iterator
         finally:
             if worker_thread is not None:
                 worker_thread.stop()
-            server.should_exit = True
-            thread.join(START_TIMEOUT)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ condition with a deadline, never a fixed sleep.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +18,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
 from models.audio import write_audio
 from models.engine import Audio, Engine
-from service.app import create_app
-from service.config import Settings, load_settings
-from service.store.migrate import upgrade
-from tests.harness import START_TIMEOUT, WorkerThread, wait_for
-from tests.processes import free_port
+from service.config import Settings
+from tests.harness import WorkerThread, serving, wait_for
 
 JOB_TIMEOUT = 60.0  # seconds for one job (95 s of audio) on two slow cores
 LRC = """[00:00.00]Walking down the river road
@@ -77,33 +72,14 @@ class Server:
 @contextlib.contextmanager
 def run_server(home: Path, engine: Engine, **overrides: Any) -> Iterator[Server]:
     """Migrate a fresh database, start uvicorn and a worker, yield, then stop both."""
-    port = free_port()
-    settings = load_settings(
-        environ={}, env_file=None, home=str(home), port=port, engine="synth", **overrides
-    )
-    upgrade(settings.database)
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="dr-api", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, START_TIMEOUT, "uvicorn to start")
-    worker = WorkerThread(settings, engine)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=JOB_TIMEOUT) as client:
-            worker.start()
-            yield Server(settings, base, client, engine)
-    finally:
-        worker.stop()
-        server.should_exit = True
-        thread.join(START_TIMEOUT)
+    with serving(home, **overrides) as (settings, base):
+        worker = WorkerThread(settings, engine)
+        try:
+            with httpx.Client(base_url=base, timeout=JOB_TIMEOUT) as client:
+                worker.start()
+                yield Server(settings, base, client, engine)
+        finally:
+            worker.stop()
 
 
 @pytest.fixture(scope="session")
