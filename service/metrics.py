@@ -216,6 +216,20 @@ def route_label(scope: Scope) -> str:
     return UNMATCHED_ROUTE
 
 
+class _Status:
+    """Passes response messages on and remembers the status sent (500 when the app raised
+    before starting a response: that is what the server outside us will send)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 500
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+
 class HttpMetricsMiddleware:
     """Counts requests and times them by method, route template and status (pure ASGI)."""
 
@@ -228,17 +242,11 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500  # an exception escaping the app becomes a 500 outside us
-
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        response = _Status(send)
         try:
-            await self.app(scope, receive, observe)
+            await self.app(scope, receive, response.send)
         finally:
+            status = response.status
             route = route_label(scope)
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
@@ -257,17 +265,11 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
-
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        response = _Status(send)
         try:
-            await self.app(scope, receive, observe)
+            await self.app(scope, receive, response.send)
         finally:
+            status = response.status
             ms = (time.perf_counter() - start) * 1000
             fields = {"method": scope["method"], "path": scope["path"], "status": status}
             log.info(

@@ -250,7 +250,9 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Any]:
-        """A short write transaction. Put only SQL inside: no awaits on other work."""
+        """A write transaction across awaits, one hop per statement (tests and ad-hoc use).
+        songqueue's own writes go through ``run_write``: one hop, the lock held only while SQL
+        runs."""
         with _busy_as_database_busy():
             if self._sqlite_writer is not None:
                 async with self._sqlite_writer.transaction(commit=True) as conn:

@@ -635,18 +635,21 @@ async def finish_cancelled(db: Database, claimed: Claimed) -> None:
 async def cancel(db: Database, job_id: str) -> Job:
     """Cancel a job: at once when queued; at its next step when running. Returns the job after."""
     now = time.time()
-    async with db.write() as conn:
-        await conn.execute(
+
+    def cancel_one(conn: Connection) -> Row | None:
+        conn.execute(
             jobs.update()
             .where(jobs.c.job_id == job_id, jobs.c.status == "queued")
             .values(status="cancelled", finished_at=now, stage="cancelled")
         )
-        await conn.execute(
+        conn.execute(
             jobs.update()
             .where(jobs.c.job_id == job_id, jobs.c.status == "running")
             .values(cancel_requested=True)
         )
-        row = (await conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id))).first()
+        return conn.execute(JOB_BY_ID, {"job_id": job_id}).first()
+
+    row = await db.run_write(cancel_one)
     if row is None:
         raise JobNotFound()
     return row_to_job(row)
@@ -714,8 +717,7 @@ async def delete_job(db: Database, job_id: str) -> Job | None:
     """Remove one job row whatever its status; the removed job (its files are the caller's
     to delete, outside the transaction), or None when there was none."""
     stmt = jobs.delete().where(jobs.c.job_id == job_id).returning(*jobs.c)
-    async with db.write() as conn:
-        row = (await conn.execute(stmt)).first()
+    row = await db.run_write(lambda conn: conn.execute(stmt).first())
     return None if row is None else row_to_job(row)
 
 
@@ -730,8 +732,7 @@ async def delete_finished_before(db: Database, cutoff: float, *, limit: int) -> 
         .limit(limit)
     )
     stmt = jobs.delete().where(jobs.c.id.in_(oldest)).returning(*jobs.c)
-    async with db.write() as conn:
-        rows = (await conn.execute(stmt)).all()
+    rows = await db.run_write(lambda conn: conn.execute(stmt).all())
     return [row_to_job(r) for r in rows]
 
 
@@ -740,8 +741,7 @@ async def existing_job_ids(db: Database, job_ids: Sequence[str]) -> set[str]:
     if not job_ids:
         return set()
     stmt = sa.select(jobs.c.job_id).where(jobs.c.job_id.in_(list(job_ids)))
-    async with db.read() as conn:
-        return set((await conn.execute(stmt)).scalars().all())
+    return set(await db.run_read(lambda conn: conn.execute(stmt).scalars().all()))
 
 
 # --- workers -------------------------------------------------------------------------------
@@ -751,9 +751,10 @@ async def register_worker(
     db: Database, *, worker_id: str, host: str, pid: int, engine: str, model_name: str
 ) -> None:
     now = time.time()
-    async with db.write() as conn:
-        await conn.execute(workers.delete().where(workers.c.worker_id == worker_id))
-        await conn.execute(
+
+    def register(conn: Connection) -> None:
+        conn.execute(workers.delete().where(workers.c.worker_id == worker_id))
+        conn.execute(
             workers.insert().values(
                 worker_id=worker_id,
                 host=host,
@@ -764,6 +765,8 @@ async def register_worker(
                 heartbeat_at=now,
             )
         )
+
+    await db.run_write(register)
 
 
 async def heartbeat(db: Database, worker_id: str) -> None:
@@ -776,12 +779,12 @@ async def heartbeat(db: Database, worker_id: str) -> None:
 
 
 async def unregister_worker(db: Database, worker_id: str) -> None:
-    async with db.write() as conn:
-        await conn.execute(
-            workers.update()
-            .where(workers.c.worker_id == worker_id)
-            .values(stopped_at=time.time(), current_job=None)
-        )
+    stmt = (
+        workers.update()
+        .where(workers.c.worker_id == worker_id)
+        .values(stopped_at=time.time(), current_job=None)
+    )
+    await db.run_write(lambda conn: conn.execute(stmt))
 
 
 @dataclass(frozen=True)
